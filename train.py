@@ -1,0 +1,207 @@
+"""Train or evaluate a trainer (CoOp's train.py command line).
+
+Config order: Dassl defaults -> extend_cfg (project hooks) -> dataset YAML -> method YAML ->
+command-line flags -> trailing KEY VALUE options.
+
+extend_cfg imports the project's `trainers` and `datasets` packages (importing them registers
+their names) and then calls, once each, `<package>.extend_cfg(cfg)` where a package defines it and
+`extend_cfg(cfg)` of every registered trainer and dataset class that has one, so every key exists
+before files are merged.
+
+Mistakes a user makes (unknown config key, missing file or folder, unknown trainer or dataset
+name, unreadable legacy checkpoint) end with one `error: ...` line on stderr and exit code 2;
+set DASSL_DEBUG=1 to get the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from types import ModuleType
+from typing import Callable
+
+import torch
+import yaml
+from yacs.config import CfgNode
+
+from dassl.config import get_cfg_default
+from dassl.data.datasets import DATASET_REGISTRY
+from dassl.engine import TRAINER_REGISTRY, build_trainer
+from dassl.utils import (
+    LegacyCheckpointError, UnavailableError, collect_env_info, set_random_seed, setup_logger,
+)
+
+PROJECT_PACKAGES = ("trainers", "datasets")
+DEBUG_ENV = "DASSL_DEBUG"
+
+
+class UserError(Exception):
+    """A mistake in the command line or its files, reported as one line."""
+
+
+def print_args(args: argparse.Namespace, cfg: CfgNode) -> None:
+    print("***************")
+    print("** Arguments **")
+    print("***************")
+    for key in sorted(vars(args)):
+        print(f"{key}: {getattr(args, key)}")
+    print("************")
+    print("** Config **")
+    print("************")
+    print(cfg)
+
+
+def reset_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
+    """Copy the command-line flags that are set (truthy: --seed 0 is ignored, as upstream)."""
+    if args.root:
+        cfg.DATASET.ROOT = args.root
+    if args.output_dir:
+        cfg.OUTPUT_DIR = args.output_dir
+    if args.resume:
+        cfg.RESUME = args.resume
+    if args.seed:
+        cfg.SEED = args.seed
+    if args.source_domains:
+        cfg.DATASET.SOURCE_DOMAINS = args.source_domains
+    if args.target_domains:
+        cfg.DATASET.TARGET_DOMAINS = args.target_domains
+    if args.transforms:
+        cfg.INPUT.TRANSFORMS = args.transforms
+    if args.trainer:
+        cfg.TRAINER.NAME = args.trainer
+    if args.backbone:
+        cfg.MODEL.BACKBONE.NAME = args.backbone
+    if args.head:
+        cfg.MODEL.HEAD.NAME = args.head
+
+
+def import_project_packages() -> list[ModuleType]:
+    """Import `trainers` and `datasets`; their import registers the trainer and dataset names."""
+    packages = []
+    for name in PROJECT_PACKAGES:
+        try:
+            packages.append(importlib.import_module(name))
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            raise UserError(
+                f"cannot import the project's `{name}` package: run train.py from the repository root "
+                "or install the project (pip install -e .)"
+            ) from None
+    return packages
+
+
+def extend_cfg(cfg: CfgNode) -> None:
+    """Add every project config key (TRAINER.<NAME>.*, DATASET.*) with its default."""
+    owners: list[object] = list(import_project_packages())
+    for registry in (TRAINER_REGISTRY, DATASET_REGISTRY):
+        owners += [registry.get(name) for name in registry.registered_names()]
+    called: list[Callable[[CfgNode], None]] = []
+    for owner in owners:
+        hook = getattr(owner, "extend_cfg", None)
+        # An inherited or re-exported hook is the same function: call it once.
+        if callable(hook) and not any(hook is done for done in called):
+            hook(cfg)
+            called.append(hook)
+
+
+def merge_config_file(cfg: CfgNode, path: str) -> None:
+    if not os.path.isfile(path):
+        raise UserError(f"config file not found: {path}")
+    try:
+        cfg.merge_from_file(path)
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
+
+
+def setup_cfg(args: argparse.Namespace) -> CfgNode:
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    try:
+        if args.dataset_config_file:
+            merge_config_file(cfg, args.dataset_config_file)
+        if args.config_file:
+            merge_config_file(cfg, args.config_file)
+        reset_cfg(cfg, args)
+        cfg.merge_from_list(args.opts)
+    except KeyError as e:  # unknown key; the message names the closest known one
+        raise UserError(e.args[0]) from None
+    except ValueError as e:  # type mismatch, odd number of options
+        raise UserError(str(e)) from None
+    cfg.freeze()
+    return cfg
+
+
+def main(args: argparse.Namespace) -> None:
+    cfg = setup_cfg(args)
+    if cfg.SEED >= 0:
+        print(f"Setting fixed seed: {cfg.SEED}")
+        set_random_seed(cfg.SEED)
+    setup_logger(cfg.OUTPUT_DIR)
+
+    if torch.cuda.is_available() and cfg.USE_CUDA:
+        torch.backends.cudnn.benchmark = True
+
+    print_args(args, cfg)
+    print("Collecting env info ...")
+    print(f"** System info **\n{collect_env_info()}\n")
+
+    trainer = build_trainer(cfg)
+
+    if args.eval_only:
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        trainer.test()
+        return
+
+    if not args.no_train:
+        trainer.train()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", type=str, default="", help="path to dataset")
+    parser.add_argument("--output-dir", type=str, default="", help="output directory")
+    parser.add_argument(
+        "--resume", type=str, default="", help="checkpoint directory (from which the training resumes)"
+    )
+    parser.add_argument("--seed", type=int, default=-1, help="only positive value enables a fixed seed")
+    parser.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
+    parser.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
+    parser.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
+    parser.add_argument("--config-file", type=str, default="", help="path to config file")
+    parser.add_argument(
+        "--dataset-config-file", type=str, default="", help="path to config file for dataset setup"
+    )
+    parser.add_argument("--trainer", type=str, default="", help="name of trainer")
+    parser.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
+    parser.add_argument("--head", type=str, default="", help="name of head")
+    parser.add_argument("--eval-only", action="store_true", help="evaluation only")
+    parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
+    parser.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
+    parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument(
+        "opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line"
+    )
+    return parser
+
+
+# What a user can cause and fix; anything else is a bug and keeps its traceback.
+USER_ERRORS = (UserError, FileNotFoundError, UnavailableError, LegacyCheckpointError)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Parse argv, run main; report user errors as one line (exit code 2)."""
+    args = build_parser().parse_args(argv)
+    try:
+        main(args)
+    except USER_ERRORS as e:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

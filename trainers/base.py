@@ -1,0 +1,198 @@
+"""The prompt-learning trainer base: frozen CLIP, one trainable registered module.
+
+A method subclass sets `config_node` (its TRAINER.<NODE>, holding PREC), implements
+`build_custom_clip` and, when it differs from CE on the logits, `compute_loss`. Everything else —
+precision, freezing, optimizer/scheduler, the update step, the per-epoch LR step, loading with
+class-dependent buffers dropped — is here once.
+"""
+from __future__ import annotations
+
+import itertools
+import os.path as osp
+from typing import Callable, ClassVar, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from yacs.config import CfgNode
+
+from clip.encode import encode_text
+from clip.model import CLIP
+from dassl.engine import TrainerX
+from dassl.metrics import compute_accuracy
+from dassl.optim import build_lr_scheduler, build_optimizer
+from dassl.utils import load_checkpoint, load_pretrained_weights
+
+from .common import PRECISIONS, build_clip, freeze_except, l2_normalize
+
+
+class TextFeatureCache:
+    """Class text features of image-independent prompts, reused during evaluation.
+
+    Used only with gradients off and the learner in eval mode; the entry is keyed by the identity,
+    version counter, device and dtype of every learner tensor, so an optimizer step, a loaded
+    state dict or a `.to()` invalidates it. The cached value is the one recomputing would give.
+    """
+
+    def __init__(self) -> None:
+        self._entry: Optional[tuple[tuple, Tensor]] = None
+
+    def get(self, learner: nn.Module, compute: Callable[[], Tensor]) -> Tensor:
+        if learner.training or torch.is_grad_enabled():
+            self._entry = None
+            return compute()
+        key = tuple(
+            (id(t), t._version, t.device, t.dtype)
+            for t in itertools.chain(learner.parameters(), learner.buffers())
+        )
+        entry = self._entry  # one read: DataParallel replicas share this object
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        value = compute()
+        self._entry = (key, value)
+        return value
+
+    def clear(self) -> None:
+        self._entry = None
+
+
+class PromptCLIP(nn.Module):
+    """Frozen CLIP + a prompt learner whose class prompts do not depend on the image.
+
+    logits = exp(logit_scale) * norm(image features) @ norm(text features).T. The learner provides
+    `text_prompt() -> TextPrompt`.
+    """
+
+    def __init__(self, clip_model: CLIP, prompt_learner: nn.Module):
+        super().__init__()
+        self.prompt_learner = prompt_learner
+        self.clip = clip_model
+        self.text_cache = TextFeatureCache()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.clip.dtype
+
+    def image_features(self, image: Tensor) -> Tensor:
+        return l2_normalize(self.clip.encode_image(image.type(self.dtype)))
+
+    def text_features(self) -> Tensor:
+        """(n_cls, D) normalised; computed once per evaluation (see TextFeatureCache)."""
+        compute = lambda: l2_normalize(encode_text(self.clip, self.prompt_learner.text_prompt()))  # noqa: E731
+        return self.text_cache.get(self.prompt_learner, compute)
+
+    def forward(self, image: Tensor) -> Tensor:
+        image_features = self.image_features(image)
+        text_features = self.text_features()
+        return self.clip.logit_scale.exp() * image_features @ text_features.t()
+
+
+def load_registered_state(module: nn.Module, path: str, drop_keys: Sequence[str], name: str) -> None:
+    """Load the checkpoint at `path` into `module` without `drop_keys`, strict=False.
+
+    Dropping the class-dependent buffers keeps those built from the current class names, which is
+    what base->new and cross-dataset evaluation rely on.
+    """
+    checkpoint = load_checkpoint(path)
+    state_dict = checkpoint["state_dict"]
+    for key in drop_keys:
+        state_dict.pop(key, None)
+    print(f'Loading weights to {name} from "{path}" (epoch = {checkpoint["epoch"]})')
+    missing, unexpected = module.load_state_dict(state_dict, strict=False)
+    # strict=False is there for the dropped buffers; anything else is worth a line.
+    missing = [k for k in missing if k not in drop_keys]
+    if missing:
+        print(f"Note: {path} has no value for {missing} (kept as initialised)")
+    if unexpected:
+        print(f"Note: ignored entries of {path} unknown to the model: {unexpected}")
+
+
+class PromptTrainer(TrainerX):
+    """TrainerX for a frozen CLIP with one trainable module (the prompt learner)."""
+
+    config_node: ClassVar[str]  # TRAINER.<config_node>.PREC is read
+    registered_name: ClassVar[str] = "prompt_learner"
+    trainable_keys: ClassVar[tuple[str, ...]] = ("prompt_learner",)
+    # Entries of the registered module's state dict derived from the class names.
+    class_dependent_keys: ClassVar[tuple[str, ...]] = ("token_prefix", "token_suffix")
+
+    @classmethod
+    def build_custom_clip(cls, cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> nn.Module:
+        """The full model around `clip_model` (already cast for the precision)."""
+        raise NotImplementedError
+
+    @classmethod
+    def registered_module(cls, model: nn.Module) -> nn.Module:
+        """The part of the model that is registered, optimised and saved."""
+        return model.prompt_learner
+
+    def check_cfg(self, cfg: CfgNode) -> None:
+        prec = cfg.TRAINER[self.config_node].PREC
+        assert prec in PRECISIONS, f"TRAINER.{self.config_node}.PREC must be one of {PRECISIONS}, got {prec!r}"
+
+    def build_model(self) -> None:
+        cfg = self.cfg
+        classnames = self.dm.dataset.classnames
+        clip_model, self.precision = build_clip(cfg, cfg.TRAINER[self.config_node].PREC, self.device)
+
+        print("Building custom CLIP")
+        self.model = self.build_custom_clip(cfg, classnames, clip_model)
+
+        print("Turning off gradients in both the image and the text encoder")
+        trainable = freeze_except(self.model, self.trainable_keys)
+        print(f"Parameters to be updated: {trainable}")
+        module = self.registered_module(self.model)
+        if cfg.MODEL.INIT_WEIGHTS:
+            load_pretrained_weights(module, cfg.MODEL.INIT_WEIGHTS)
+
+        self.model.to(self.device)
+        self.optim = build_optimizer(module, cfg.OPTIM)
+        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
+        self.register_model(self.registered_name, module, self.optim, self.sched)
+        self.scaler = self.precision.grad_scaler()
+
+        device_count = torch.cuda.device_count()
+        if self.device.type == "cuda" and device_count > 1:
+            print(f"Multiple GPUs detected (n_gpus={device_count}), use all of them!")
+            self.model = nn.DataParallel(self.model)
+
+    def compute_loss(self, image: Tensor, label: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Training loss and the values logged for it (default: CE on the logits, and accuracy)."""
+        output = self.model(image)
+        loss = F.cross_entropy(output, label)
+        return loss, {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item()}
+
+    def forward_backward(self, batch: dict) -> dict[str, float]:
+        image, label = self.parse_batch_train(batch)
+        with self.precision.autocast():
+            loss, summary = self.compute_loss(image, label)
+        self.backward_and_update(loss)
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+        return summary
+
+    def backward_and_update(self, loss: Tensor) -> None:
+        if self.scaler is None:
+            self.model_backward_and_update(loss)  # zero_grad, NaN/Inf check, backward, step
+            return
+        self.model_zero_grad()
+        self.scaler.scale(loss).backward()
+        for name in self.get_model_names():
+            self.scaler.step(self._optims[name])
+        self.scaler.update()
+
+    def parse_batch_train(self, batch: dict) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        return batch["img"].to(self.device), batch["label"].to(self.device)
+
+    def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+        # Without an epoch the best-val file is meant; last_step runs (the default) never write it.
+        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        for name in self.get_model_names():
+            model_path = osp.join(directory, name, model_file)
+            if not osp.exists(model_path):
+                hint = " (pass --load-epoch: last_step runs save model.pth.tar-<epoch> only)" if epoch is None else ""
+                raise FileNotFoundError(f'Model not found at "{model_path}"{hint}')
+            load_registered_state(self._models[name], model_path, self.class_dependent_keys, name)

@@ -1,0 +1,97 @@
+"""CoCoOp (Zhou et al., CVPR 2022): CoOp's context shifted per image by a small meta-network."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from yacs.config import CfgNode as CN
+
+from clip.encode import encode_text
+from clip.model import CLIP
+from clip.prompts import TextPrompt
+from dassl.engine import TRAINER_REGISTRY
+
+from .base import PromptTrainer
+from .common import l2_normalize
+from .prompting import ClassPrompts, coop_context, text_width
+
+# Sequences per text-encoder call at most (B images x n_cls classes): a test batch of 100 images
+# on ImageNet would otherwise hold 100k sequences at once. Chunking by images is exact.
+MAX_SEQUENCES_PER_CALL = 8192
+
+
+class PromptLearner(ClassPrompts):
+    """Shared `ctx` (n, w) and `meta_net` (vis_dim -> vis_dim // 16 -> w) giving a per-image shift."""
+
+    def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: CLIP):
+        opts = cfg.TRAINER.COCOOP
+        # Same order of random draws as the reference: context, then meta-net.
+        init = coop_context(clip_model, opts.N_CTX, opts.CTX_INIT, False, len(classnames))
+        ctx = nn.Parameter(init.vectors)
+        vis_dim, ctx_dim = clip_model.visual.output_dim, text_width(clip_model)
+        meta_net = nn.Sequential(OrderedDict([
+            ("linear1", nn.Linear(vis_dim, vis_dim // 16)),
+            ("relu", nn.ReLU(inplace=True)),
+            ("linear2", nn.Linear(vis_dim // 16, ctx_dim)),
+        ]))
+        if clip_model.dtype == torch.float16:
+            meta_net.half()
+        super().__init__(clip_model, classnames, init.n_ctx, init.prefix, "end")
+        self.ctx = ctx
+        self.meta_net = meta_net
+
+    def shifted_ctx(self, image_features: Tensor) -> Tensor:
+        """(B, n, w): ctx + meta_net(features), the same shift on every context token."""
+        return self.ctx + self.meta_net(image_features).unsqueeze(1)
+
+    def forward(self, image_features: Tensor) -> Tensor:
+        """Per-image class prompts (B, n_cls, 77, w) for normalised image features (B, vis_dim)."""
+        return self.assemble(self.shifted_ctx(image_features).unsqueeze(1))
+
+    def text_prompt(self, image_features: Tensor) -> TextPrompt:
+        """B groups of n_cls prompts, cut after the last EOT."""
+        return self.prompt(self.shifted_ctx(image_features).unsqueeze(1))
+
+
+class CustomCLIP(nn.Module):
+    def __init__(self, clip_model: CLIP, prompt_learner: PromptLearner):
+        super().__init__()
+        self.prompt_learner = prompt_learner
+        self.clip = clip_model
+
+    def forward(self, image: Tensor, label: Optional[Tensor] = None) -> Tensor:
+        """Logits (B, n_cls); in training mode (of the learner) the CE loss instead."""
+        image_features = l2_normalize(self.clip.encode_image(image.type(self.clip.dtype)))
+        step = max(1, MAX_SEQUENCES_PER_CALL // self.prompt_learner.n_cls)
+        # One grouped encoder call (image b = group b) per chunk of images, not one per image.
+        text_features = torch.cat([
+            l2_normalize(encode_text(self.clip, self.prompt_learner.text_prompt(chunk)))
+            for chunk in image_features.split(step)
+        ])
+        logits = self.clip.logit_scale.exp() * (text_features @ image_features.unsqueeze(-1)).squeeze(-1)
+        if self.prompt_learner.training:
+            return F.cross_entropy(logits, label)
+        return logits
+
+
+@TRAINER_REGISTRY.register()
+class CoCoOp(PromptTrainer):
+    config_node = "COCOOP"
+
+    @staticmethod
+    def extend_cfg(cfg: CfgNode) -> None:
+        cfg.TRAINER.COCOOP = CN()
+        cfg.TRAINER.COCOOP.N_CTX = 16  # number of context vectors
+        cfg.TRAINER.COCOOP.CTX_INIT = ""  # initialization words (overrides N_CTX)
+        cfg.TRAINER.COCOOP.PREC = "fp16"  # fp16, fp32, amp (bf16 also accepted)
+
+    @classmethod
+    def build_custom_clip(cls, cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> nn.Module:
+        return CustomCLIP(clip_model, PromptLearner(cfg, classnames, clip_model))
+
+    def compute_loss(self, image: Tensor, label: Tensor) -> tuple[Tensor, dict[str, float]]:
+        loss = self.model(image, label)
+        return loss, {"loss": loss.item()}

@@ -1,0 +1,49 @@
+"""CoOp (Zhou et al., IJCV 2022): a learnable context in front of (or around) each class name."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import Tensor, nn
+from yacs.config import CfgNode as CN
+
+from clip.model import CLIP
+from clip.prompts import TextPrompt
+from dassl.engine import TRAINER_REGISTRY
+
+from .base import PromptCLIP, PromptTrainer
+from .prompting import ClassPrompts, coop_context
+
+
+class PromptLearner(ClassPrompts):
+    """`ctx` (n, w) shared or (n_cls, n, w) class-specific, plus the frozen class tokens."""
+
+    def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: CLIP):
+        opts = cfg.TRAINER.COOP
+        init = coop_context(clip_model, opts.N_CTX, opts.CTX_INIT, opts.CSC, len(classnames))
+        super().__init__(clip_model, classnames, init.n_ctx, init.prefix, opts.CLASS_TOKEN_POSITION)
+        self.ctx = nn.Parameter(init.vectors)
+
+    def forward(self) -> Tensor:
+        """All class prompts (n_cls, 77, w)."""
+        return self.assemble(self.ctx)
+
+    def text_prompt(self) -> TextPrompt:
+        return self.prompt(self.ctx)
+
+
+@TRAINER_REGISTRY.register()
+class CoOp(PromptTrainer):
+    config_node = "COOP"
+
+    @staticmethod
+    def extend_cfg(cfg: CfgNode) -> None:
+        cfg.TRAINER.COOP = CN()
+        cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors
+        cfg.TRAINER.COOP.CSC = False  # class-specific context
+        cfg.TRAINER.COOP.CTX_INIT = ""  # initialization words (overrides N_CTX)
+        cfg.TRAINER.COOP.PREC = "fp16"  # fp16, fp32, amp (bf16 also accepted)
+        cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # end, middle or front
+
+    @classmethod
+    def build_custom_clip(cls, cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> nn.Module:
+        return PromptCLIP(clip_model, PromptLearner(cfg, classnames, clip_model))
