@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
+import uuid
 import warnings
 from functools import lru_cache
 from typing import Callable, Dict, List, Tuple, Union
@@ -87,12 +87,13 @@ def _weights_error(problem: str, filename: str, expected: str, root: str) -> Cli
     )
 
 
-def _download(url: str, root: str) -> str:
-    """Path of the verified file for `url` in `root`, downloading it only if it is not there.
+def _download(url: str, root: Union[str, None] = None) -> str:
+    """Path of the verified file for `url` in `root` (default `weights_dir()`), downloaded if absent.
 
     The download goes to a temporary file in `root` (hashed while written) that replaces the
     target only once its checksum is right, so an interrupted download never leaves a bad file.
     """
+    root = weights_dir(root)
     os.makedirs(root, exist_ok=True)
     filename = os.path.basename(url)
     expected = url.split("/")[-2]
@@ -110,10 +111,11 @@ def _download(url: str, root: str) -> str:
 
     from tqdm import tqdm  # only needed when downloading
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=root)
+    # Same folder, so os.replace is atomic; a unique name, so concurrent downloads do not collide.
+    tmp = os.path.join(root, f".{filename}.{uuid.uuid4().hex}.part")
     try:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url) as source:
+        with open(tmp, "xb") as out, urllib.request.urlopen(url) as source:
             total = int(source.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="iB", unit_scale=True, unit_divisor=1024, desc=filename) as bar:
                 for chunk in iter(lambda: source.read(_CHUNK), b""):
@@ -182,11 +184,12 @@ def load(
     The model is in eval mode; fp16 as OpenAI ships it, except on CPU where it is fp32.
     """
     if jit:
-        raise NotImplementedError("jit=True is not supported: this CLIP is always rebuilt from the state dict")
+        raise NotImplementedError(
+            "jit=True is not supported: this CLIP is always rebuilt from the state dict")
     if name_or_path in _MODELS:
         path = _download(_MODELS[name_or_path], weights_dir(download_root))
-    elif os.path.isfile(name_or_path):
-        path = name_or_path
+    elif os.path.isfile(os.path.expanduser(name_or_path)):
+        path = os.path.expanduser(name_or_path)
     else:
         raise RuntimeError(f"Model {name_or_path} not found; available models = {available_models()}")
 

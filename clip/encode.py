@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .model import attend
 from .prompts import TextPrompt
 
 KV = Tuple[Tensor, Tensor]
@@ -38,24 +39,8 @@ def encode_text(model: nn.Module, prompt: TextPrompt, shared_prefix: Optional[bo
     on that first sequence. Sequences that merely hold equal values of distinct trainable tensors
     (e.g. class-specific contexts initialised alike) need shared_prefix=False.
     """
-    emb, prefix = prompt.embeddings, prompt.prefix
-    grouped = emb.dim() == 4
-    if not grouped:
-        emb = emb.unsqueeze(0)
-    if emb.dim() != 4:
-        raise ValueError(f"TextPrompt.embeddings must be (N, L, width) or (G, N, L, width), got {tuple(prompt.embeddings.shape)}")
+    emb, prefix, eot = _checked(prompt)
     groups, n_seq = emb.shape[:2]
-    eot = prompt.eot.to(device=emb.device, dtype=torch.long)
-    if eot.shape != (n_seq,):
-        raise ValueError(f"TextPrompt.eot must be ({n_seq},), got {tuple(eot.shape)}")
-    if prefix is not None:
-        prefix = prefix.unsqueeze(0) if prefix.dim() == 2 else prefix
-        if prefix.dim() != 3 or prefix.shape[0] not in (1, groups):
-            raise ValueError(f"TextPrompt.prefix must be (Lp, width) or ({groups}, Lp, width), got {tuple(prompt.prefix.shape)}")
-    full_length = emb.shape[2] + (0 if prefix is None else prefix.shape[1])
-    if int(eot.max()) >= full_length:
-        raise ValueError(f"an EOT index ({int(eot.max())}) lies beyond the {full_length} given positions")
-
     n_blocks = len(model.transformer.resblocks)
     deep = [_deep_groups(d, groups) for d in list(prompt.deep)[: n_blocks - 1]]
     if deep and prompt.deep_start < 0:
@@ -94,7 +79,28 @@ def encode_text(model: nn.Module, prompt: TextPrompt, shared_prefix: Optional[bo
             emb = torch.cat([prefix.unsqueeze(1).expand(groups, n_seq, -1, -1), emb], dim=2)
         out = _encode_runs(model, emb, eot, deep, prompt.deep_start)
     out = out.view(groups, n_seq, -1)
-    return out if grouped else out[0]
+    return out if prompt.embeddings.dim() == 4 else out[0]
+
+
+def _checked(prompt: TextPrompt) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+    """embeddings as (G, N, L, width), prefix as (1 or G, Lp, width) or None, eot (N,) long."""
+    emb, prefix = prompt.embeddings, prompt.prefix
+    if emb.dim() == 3:
+        emb = emb.unsqueeze(0)
+    if emb.dim() != 4:
+        raise ValueError(f"TextPrompt.embeddings must be (N, L, width) or (G, N, L, width), got {tuple(emb.shape)}")
+    groups, n_seq = emb.shape[:2]
+    eot = prompt.eot.to(device=emb.device, dtype=torch.long)
+    if eot.shape != (n_seq,):
+        raise ValueError(f"TextPrompt.eot must be ({n_seq},), got {tuple(eot.shape)}")
+    if prefix is not None:
+        prefix = prefix.unsqueeze(0) if prefix.dim() == 2 else prefix
+        if prefix.dim() != 3 or prefix.shape[0] not in (1, groups):
+            raise ValueError(f"TextPrompt.prefix must be (Lp, width) or ({groups}, Lp, width), got {tuple(prompt.prefix.shape)}")
+    length = emb.shape[2] + (0 if prefix is None else prefix.shape[1])
+    if int(eot.max()) >= length:
+        raise ValueError(f"an EOT index ({int(eot.max())}) lies beyond the {length} given positions")
+    return emb, prefix, eot
 
 
 def _deep_groups(deep: Tensor, groups: int) -> Tensor:
@@ -162,22 +168,6 @@ class _Runs:
         return rows.view(self.batch, self.width, -1)
 
 
-def _attend(attn: nn.MultiheadAttention, q: Tensor, k: Tensor, v: Tensor,
-            attn_mask: Optional[Tensor] = None, is_causal: bool = False) -> Tensor:
-    """SDPA on projected q (N, Lq, D), k/v (N, Lk, D) with `attn`'s heads and out_proj.
-
-    is_causal is aligned bottom-right (the queries are the last Lq of the Lk positions).
-    """
-    dim, heads = attn.embed_dim, attn.num_heads
-    len_q, len_k = q.shape[-2], k.shape[-2]
-    q, k, v = (t.unflatten(-1, (heads, dim // heads)).transpose(-3, -2) for t in (q, k, v))
-    if is_causal and len_q != len_k:
-        attn_mask = torch.ones(len_q, len_k, dtype=torch.bool, device=q.device).tril_(len_k - len_q)
-        is_causal = False
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
-    return F.linear(out.transpose(-3, -2).flatten(-2), attn.out_proj.weight, attn.out_proj.bias)
-
-
 def _project(attn: nn.MultiheadAttention, h: Tensor, part: slice) -> Tensor:
     """Rows of `attn`'s packed in-projection (q: [0, D), k: [D, 2D), v: [2D, 3D)) applied to h."""
     bias = attn.in_proj_bias
@@ -214,10 +204,10 @@ def _block(block: nn.Module, x: Tensor, runs: _Runs, context: Optional[KV] = Non
     if eot_only:
         # Query at position n_context + length - 1 sees keys up to there; later slots are padding.
         visible = torch.arange(k.shape[1], device=x.device) < (n_context + runs.lengths)[:, None]
-        out = _attend(attn, q, k, v, attn_mask=visible[:, None, None, :])[:, 0]
+        out = attend(attn, q, k, v, attn_mask=visible[:, None, None, :])[:, 0]
         x = x[runs.last] + out
     else:
-        x = x + runs.pack(_attend(attn, q, k, v, is_causal=True))
+        x = x + runs.pack(attend(attn, q, k, v, is_causal=True))
     return x + block.mlp(block.ln_2(x)), own
 
 

@@ -20,10 +20,13 @@ from .prompts import VisionPrompt
 
 
 class LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in fp32 (its parameters stay fp32), result cast back to the input dtype."""
+    """LayerNorm computed in fp32 (fp16 statistics are too coarse), cast back to the input dtype."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.float()).to(x.dtype)
+        # Parameters cast too, so a model moved wholesale to half/bf16 still works.
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
 
 
 class QuickGELU(nn.Module):
@@ -53,13 +56,29 @@ def attention(
         positions (query i sees keys 0 .. Lk - Lq + i), which is what attending to a cached prefix
         needs. Returns (N, Lq, D), the same math as `nn.MultiheadAttention` without dropout.
     """
-    dim, heads = attn.embed_dim, attn.num_heads
+    dim = attn.embed_dim
     weight, bias = attn.in_proj_weight, attn.in_proj_bias
     if x_kv is None:
         q, k, v = F.linear(x_q, weight, bias).chunk(3, dim=-1)
     else:
         q = F.linear(x_q, weight[:dim], None if bias is None else bias[:dim])
         k, v = F.linear(x_kv, weight[dim:], None if bias is None else bias[dim:]).chunk(2, dim=-1)
+    return attend(attn, q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+
+
+def attend(
+    attn: nn.MultiheadAttention,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Optional[Tensor] = None,
+    is_causal: bool = False,
+) -> Tensor:
+    """The SDPA half of `attention`: q (N, Lq, D), k/v (N, Lk, D) already projected with `attn`'s
+    in_proj (e.g. cached keys/values of a shared prefix). Splits heads, attends (masks and
+    bottom-right `is_causal` as in `attention`), merges heads, applies out_proj -> (N, Lq, D).
+    """
+    dim, heads = attn.embed_dim, attn.num_heads
     len_q, len_k = q.shape[-2], k.shape[-2]
     # (..., L, D) -> (..., H, L, D / H)
     q, k, v = (t.unflatten(-1, (heads, dim // heads)).transpose(-3, -2) for t in (q, k, v))
@@ -238,12 +257,12 @@ class ModifiedResNet(nn.Module):
 
 
 def _batched(p: Tensor, batch: int, dtype: torch.dtype) -> Tensor:
-    """A prompt given as (n, width) or (B, n, width) as (B, n, width) in the activation dtype."""
+    """A prompt given as (n, width), (1, n, width) or (B, n, width) as (B, n, width) in `dtype`."""
     if p.dim() == 2:
-        p = p.unsqueeze(0).expand(batch, -1, -1)
-    elif p.dim() != 3 or p.shape[0] != batch:
+        p = p.unsqueeze(0)
+    if p.dim() != 3 or p.shape[0] not in (1, batch):
         raise ValueError(f"vision prompt must be (n, width) or ({batch}, n, width), got {tuple(p.shape)}")
-    return p.to(dtype)
+    return p.expand(batch, -1, -1).to(dtype)
 
 
 class VisionTransformer(nn.Module):
@@ -297,7 +316,8 @@ class VisionTransformer(nn.Module):
                 if p.shape[1] != n:
                     raise ValueError(f"deep vision prompt {i - 1} has {p.shape[1]} tokens, shallow has {n}")
                 # Replacement, not addition: the previous block's prompt outputs are discarded.
-                x = torch.cat([x[:, :1], p, x[:, 1 + n:]] if after_cls else [x[:, :-n], p], dim=1)
+                kept = (x[:, :1], p, x[:, 1 + n:]) if after_cls else (x[:, :x.shape[1] - n], p)
+                x = torch.cat(kept, dim=1)
             x = block.forward_bf(x)
 
         pooled = self.ln_post(x[:, 0]) @ self.proj
@@ -360,7 +380,8 @@ class CLIP(nn.Module):
         """(B, 3, R, R) -> (B, embed_dim); with return_tokens also the ViT's last-block tokens."""
         if isinstance(self.visual, ModifiedResNet):
             if prompt is not None or return_tokens:
-                raise ValueError("vision prompts and return_tokens need a ViT image tower; this CLIP has a ResNet")
+                raise ValueError(
+                    "vision prompts and return_tokens need a ViT image tower; this CLIP has a ResNet")
             return self.visual(image.to(self.dtype))
         return self.visual(image.to(self.dtype), prompt=prompt, return_tokens=return_tokens)
 

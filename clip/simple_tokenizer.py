@@ -12,7 +12,8 @@ import regex as re
 
 SOT = "<|startoftext|>"
 EOT = "<|endoftext|>"
-_NUM_MERGES = 49152 - 256 - 2  # 48894 merges: vocab = 256 bytes + 256 bytes+"</w>" + merges + 2 specials = 49408
+# 48894 merges, so that 256 bytes + 256 bytes+"</w>" + merges + 2 special tokens = 49408.
+_NUM_MERGES = 49152 - 256 - 2
 
 # Special tokens first (so literal ones in a text stay whole), then contractions, letter runs,
 # single digits, and runs of other non-space characters.

@@ -22,7 +22,10 @@ RN_WIDTH = 16
 
 
 def tiny_clip(arch: str = "ViT", seed: int = 0, text_layers: int = 2, vision_layers: int = 2) -> CLIP:
-    """A small fp32 CLIP ("ViT" or "RN") with CLIP's initialisation scales, from `seed` only."""
+    """A small fp32 CLIP ("ViT" or "RN") with CLIP's initialisation scales, from `seed` only.
+
+    vision_layers is the ViT depth; the ResNet always has one bottleneck per stage.
+    """
     if arch not in ("ViT", "RN"):
         raise ValueError(f"arch must be 'ViT' or 'RN', got {arch!r}")
     with torch.random.fork_rng(devices=[]):

@@ -11,14 +11,12 @@ from dassl.utils import mkdir_if_missing
 from .splits import read_split, save_split, subsample_classes
 
 DOCS = "DATASETS.md"
+ROOT_SECTION = "Data root"
 
 
 def missing(path: str, what: str, section: str) -> FileNotFoundError:
     """The one-line error for a missing file or folder, pointing at the DATASETS.md section."""
     return FileNotFoundError(f'{what} not found: "{path}" (see {DOCS}, section "{section}")')
-
-
-ROOT_SECTION = "Data root"
 
 
 def dataset_root(cfg) -> str:
@@ -45,9 +43,9 @@ def fewshot_splits(dataset: DatasetBase, cfg, splits: dict) -> dict:
     """Replace splits by their DATASET.NUM_SHOTS-shot version, cached per (K, SEED).
 
     splits maps "train" (and "val", possibly None) to lists. Train gets K shots per class, val
-    min(K, 4). A reference pickle or
-    our JSON cache under <dataset_dir>/split_fewshot/ is used when present; otherwise the draw uses
-    python `random` (seeded by train.py) and is saved as JSON with relative paths.
+    min(K, 4). A reference pickle or our JSON cache under <dataset_dir>/split_fewshot/ is used when
+    present; otherwise the draw uses python `random` (seeded by train.py) and is saved as JSON
+    with relative paths.
     """
     num_shots = cfg.DATASET.NUM_SHOTS
     if num_shots < 1:

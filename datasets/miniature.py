@@ -186,13 +186,15 @@ def _aircraft(w: Writer, n_classes: int, with_split: bool) -> None:
     variants = AIRCRAFT[:n_classes]
     w.text("variants.txt", variants)
     lines: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    third = math.ceil(w.n_per_class / 3)
+    # Roughly a third each, as the official lists; every split gets at least one image per class.
+    n_train = math.ceil(w.n_per_class / 3)
+    n_val = math.ceil((w.n_per_class - n_train) / 2)
     image_ids = iter(w.rng.sample(range(10 ** 6, 10 ** 7), n_classes * w.n_per_class))
     for label, variant in enumerate(variants):
         for k in range(w.n_per_class):
             image_id = f"{next(image_ids):07d}"
             w.image(f"images/{image_id}.jpg", label, k)
-            split = "train" if k < third else "val" if k < 2 * third else "test"
+            split = "train" if k < n_train else "val" if k < n_train + n_val else "test"
             lines[split].append(f"{image_id} {variant}")
     for split, split_lines in lines.items():
         w.text(f"images_variant_{split}.txt", split_lines)

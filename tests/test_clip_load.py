@@ -193,6 +193,14 @@ def test_corrupt_download_is_discarded(weights_dir, monkeypatch):
     assert os.listdir(weights_dir) == []
 
 
+def test_download_root_defaults_to_weights_dir(weights_dir, monkeypatch):
+    """CoOp calls clip._download(url) with the URL only."""
+    data = b"some weights"
+    url = f"https://example.invalid/{hashlib.sha256(data).hexdigest()}/w.pt"
+    _serve(monkeypatch, data, weights_dir / "w.pt")
+    assert clip_module._download(url) == str(weights_dir / "w.pt")
+
+
 def test_default_weights_dir(monkeypatch):
     monkeypatch.delenv("CLIP_WEIGHTS_DIR", raising=False)
     assert clip_module.weights_dir() == os.path.expanduser("~/.cache/clip")

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 import clip
 from clip.clip import load_state_dict_file
-from clip.model import CLIP, attention, build_model, causal_mask, convert_weights, infer_config
+from clip.model import CLIP, LayerNorm, attention, build_model, causal_mask, convert_weights, infer_config
 from clip.prompts import VisionPrompt
 
 # OpenAI's released models: CLIP(...) arguments (text heads = width // 64) and parameter counts.
@@ -50,10 +50,11 @@ def test_openai_architectures_on_meta(name):
     assert infer_config(sd) == dict(zip(CONFIG_KEYS, args))
     assert sum(p.numel() for p in model.parameters()) == n_params
     assert "transformer.resblocks.0.attn_mask" not in sd  # OpenAI files carry no mask
-    res, embed, text_width = args[1], args[0], args[7]
-    out = model.encode_image(torch.empty(2, 3, res, res, device="meta"))
-    assert out.shape == (2, embed)
-    assert model.transformer(torch.empty(77, 2, text_width, device="meta")).shape == (77, 2, text_width)
+    embed, res, text_width = args[0], args[1], args[7]
+    assert model.visual.output_dim == embed and model.text_projection.shape == (text_width, embed)
+    assert model.visual.input_resolution == res
+    if name == "ViT-L/14@336px":  # one forward pass (meta ops are slow): patch 14 at 336 px fits
+        assert model.encode_image(torch.empty(2, 3, res, res, device="meta")).shape == (2, embed)
 
     open_clip = pytest.importorskip("open_clip")
     with torch.device("meta"):
@@ -125,7 +126,8 @@ def test_features_equal_open_clip(arch, tiny_vit_path, tiny_rn_path):
     theirs = open_clip.model.build_model_from_openai_state_dict(dict(sd), cast_dtype=None).float().eval()
     images, text = _images(2), _texts()
     with torch.no_grad():
-        torch.testing.assert_close(ours.encode_image(images), theirs.encode_image(images), atol=1e-5, rtol=0)
+        torch.testing.assert_close(ours.encode_image(images), theirs.encode_image(images),
+                                   atol=1e-5, rtol=0)
         torch.testing.assert_close(ours.encode_text(text), theirs.encode_text(text), atol=1e-5, rtol=0)
 
 
@@ -233,7 +235,8 @@ def test_vision_prompt_modes(tiny_vit, position, deep_depth):
     shallow, deep = _prompts(width, depth=deep_depth)
     with torch.no_grad():
         plain = tiny_vit.encode_image(images)
-        out, tokens = tiny_vit.encode_image(images, VisionPrompt(shallow, deep, position), return_tokens=True)
+        prompt = VisionPrompt(shallow, deep, position)
+        out, tokens = tiny_vit.encode_image(images, prompt, return_tokens=True)
         ref_out, ref_tokens = _reference_vit(tiny_vit.visual, images, shallow, deep, position)
     assert not torch.allclose(out, plain, atol=1e-3)
     torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=0)
@@ -263,10 +266,13 @@ def test_per_image_prompts(tiny_vit, position):
     with torch.no_grad():
         batched = tiny_vit.encode_image(images, VisionPrompt(shallow, deep, position))
         for i in range(2):
-            single = tiny_vit.encode_image(images[i:i + 1], VisionPrompt(shallow[i], [d[i] for d in deep], position))
+            prompt = VisionPrompt(shallow[i], [d[i] for d in deep], position)
+            single = tiny_vit.encode_image(images[i:i + 1], prompt)
             torch.testing.assert_close(batched[i:i + 1], single, atol=1e-5, rtol=0)
-        same = tiny_vit.encode_image(images, VisionPrompt(shallow[0].expand(2, -1, -1), [deep[0][0]], position))
-        torch.testing.assert_close(same, tiny_vit.encode_image(images, VisionPrompt(shallow[0], [deep[0][0]], position)))
+        shared = tiny_vit.encode_image(images, VisionPrompt(shallow[0], [deep[0][0]], position))
+        for lead in (shallow[0].expand(2, -1, -1), shallow[0][None]):  # (B, n, w) and (1, n, w)
+            torch.testing.assert_close(
+                tiny_vit.encode_image(images, VisionPrompt(lead, [deep[0][0]], position)), shared)
 
 
 def test_no_prompt_path_is_unchanged(tiny_vit):
@@ -278,7 +284,8 @@ def test_no_prompt_path_is_unchanged(tiny_vit):
         ref_out, ref_tokens = _reference_vit(tiny_vit.visual, images)
     assert torch.equal(pooled, plain)
     torch.testing.assert_close(plain, ref_out, atol=1e-5, rtol=0)
-    assert tokens.shape == (2, tiny_vit.visual.positional_embedding.shape[0], tiny_vit.visual.conv1.weight.shape[0])
+    visual = tiny_vit.visual
+    assert tokens.shape == (2, visual.positional_embedding.shape[0], visual.conv1.weight.shape[0])
     torch.testing.assert_close(tiny_vit.visual.ln_post(tokens[:, 0]) @ tiny_vit.visual.proj, plain)
 
 
@@ -293,7 +300,8 @@ def test_prompts_are_cast_and_get_gradients(tiny_vit):
     assert all(g.abs().sum() > 0 for g in grads)
     with torch.no_grad():
         half = tiny_vit.encode_image(_images(1), VisionPrompt(shallow.half(), [deep[0].half()]))
-        rounded = tiny_vit.encode_image(_images(1), VisionPrompt(shallow.half().float(), [deep[0].half().float()]))
+        rounded = tiny_vit.encode_image(
+            _images(1), VisionPrompt(shallow.half().float(), [deep[0].half().float()]))
     assert half.dtype == torch.float32 and torch.equal(half, rounded)
 
 
@@ -328,3 +336,14 @@ def test_fp16_model_runs_on_cpu(tiny_vit_path, tiny_vit):
         assert F.cosine_similarity(img.float(), tiny_vit.encode_image(images)).min() > 0.999
         assert F.cosine_similarity(txt.float(), tiny_vit.encode_text(text)).min() > 0.999
 
+
+
+def test_layer_norm_computes_in_fp32():
+    norm = LayerNorm(8)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(3, 8)
+    ref = F.layer_norm(x, (8,), norm.weight, norm.bias)
+    assert norm(x.half()).dtype == torch.float16
+    torch.testing.assert_close(norm(x.half()).float(), ref, atol=2e-3, rtol=0)
+    norm.to(torch.bfloat16)  # a model cast wholesale keeps working
+    assert norm(x.bfloat16()).dtype == torch.bfloat16 and norm(x).dtype == torch.float32

@@ -45,6 +45,43 @@ def make_tiny_dataset(root: str, seed: int = 0) -> str:
     return os.path.join(root, DATASET_DIR)
 
 
+TINY_CONFIG = """\
+DATALOADER:
+  NUM_WORKERS: 0
+  TRAIN_X:
+    BATCH_SIZE: 8
+  TEST:
+    BATCH_SIZE: 16
+INPUT:
+  SIZE: (16, 16)
+  TRANSFORMS: ["random_resized_crop", "random_flip", "normalize"]
+MODEL:
+  BACKBONE:
+    NAME: "tiny_cnn"
+OPTIM:
+  NAME: "sgd"
+  LR: 0.05
+  MAX_EPOCH: 4
+  LR_SCHEDULER: "cosine"
+  WARMUP_EPOCH: 1
+  WARMUP_TYPE: "constant"
+TRAIN:
+  PRINT_FREQ: 1
+"""
+
+
+def write_configs(folder: str) -> tuple[str, str]:
+    """(dataset YAML, method YAML) for the tiny task, written into folder."""
+    os.makedirs(folder, exist_ok=True)
+    dataset_cfg = os.path.join(folder, "tiny_shapes.yaml")
+    method_cfg = os.path.join(folder, "tiny.yaml")
+    with open(dataset_cfg, "w") as f:
+        f.write('DATASET:\n  NAME: "TinyShapes"\n')
+    with open(method_cfg, "w") as f:
+        f.write(TINY_CONFIG)
+    return dataset_cfg, method_cfg
+
+
 @DATASET_REGISTRY.register()
 class TinyShapes(DatasetBase):
     """Three colour classes in train/val/test folders; DATASET.NUM_SHOTS samples the train split."""
@@ -105,6 +142,27 @@ class TinyTrainer(TrainerX):
             print("HANGING", flush=True)
             time.sleep(3600)
         return summary
+
+
+def run_in_process(argv: list[str], env_info: bool = False) -> int:
+    """train.cli(argv) in this process; sys.stdout and torch's thread count are restored after.
+
+    env_info=False skips collect_env_info (its subprocesses take seconds per run).
+    """
+    import train
+
+    stdout, threads, collect = sys.stdout, torch.get_num_threads(), train.collect_env_info
+    torch.set_num_threads(1)  # as the subprocesses of the tests, which run with OMP_NUM_THREADS=1
+    if not env_info:
+        train.collect_env_info = lambda: "(skipped in tests)"
+    try:
+        return train.cli(argv)
+    finally:
+        train.collect_env_info = collect
+        if sys.stdout is not stdout:
+            sys.stdout.close()  # the Logger train.py installed: closes its file only
+            sys.stdout = stdout
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint, load_pretrained_weights
 
 from .common import PRECISIONS, build_clip, freeze_except, l2_normalize
+from .image_cache import ImageFeatureCacheMixin
 
 
 class TextFeatureCache:
@@ -73,18 +74,27 @@ class PromptCLIP(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.clip.dtype
 
+    # The image tower has no prompts: test-time image features may be cached (trainers/image_cache.py).
+    frozen_image_encoder: ClassVar[bool] = True
+
+    def encode_image(self, image: Tensor) -> Tensor:
+        """The frozen image tower's raw output (B, D)."""
+        return self.clip.encode_image(image.type(self.dtype))
+
     def image_features(self, image: Tensor) -> Tensor:
-        return l2_normalize(self.clip.encode_image(image.type(self.dtype)))
+        return l2_normalize(self.encode_image(image))
 
     def text_features(self) -> Tensor:
         """(n_cls, D) normalised; computed once per evaluation (see TextFeatureCache)."""
         compute = lambda: l2_normalize(encode_text(self.clip, self.prompt_learner.text_prompt()))  # noqa: E731
         return self.text_cache.get(self.prompt_learner, compute)
 
+    def forward_features(self, image_features: Tensor) -> Tensor:
+        """Logits from `encode_image`'s output."""
+        return self.clip.logit_scale.exp() * l2_normalize(image_features) @ self.text_features().t()
+
     def forward(self, image: Tensor) -> Tensor:
-        image_features = self.image_features(image)
-        text_features = self.text_features()
-        return self.clip.logit_scale.exp() * image_features @ text_features.t()
+        return self.forward_features(self.encode_image(image))
 
 
 def load_registered_state(module: nn.Module, path: str, drop_keys: Sequence[str], name: str) -> None:
@@ -107,7 +117,7 @@ def load_registered_state(module: nn.Module, path: str, drop_keys: Sequence[str]
         print(f"Note: ignored entries of {path} unknown to the model: {unexpected}")
 
 
-class PromptTrainer(TrainerX):
+class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
     """TrainerX for a frozen CLIP with one trainable module (the prompt learner)."""
 
     config_node: ClassVar[str]  # TRAINER.<config_node>.PREC is read
@@ -130,10 +140,14 @@ class PromptTrainer(TrainerX):
         prec = cfg.TRAINER[self.config_node].PREC
         assert prec in PRECISIONS, f"TRAINER.{self.config_node}.PREC must be one of {PRECISIONS}, got {prec!r}"
 
+    def requested_precision(self) -> str:
+        """The precision asked for: TRAINER.<config_node>.PREC (VPT overrides: always fp32)."""
+        return self.cfg.TRAINER[self.config_node].PREC
+
     def build_model(self) -> None:
         cfg = self.cfg
         classnames = self.dm.dataset.classnames
-        clip_model, self.precision = build_clip(cfg, cfg.TRAINER[self.config_node].PREC, self.device)
+        clip_model, self.precision = build_clip(cfg, self.requested_precision(), self.device)
 
         print("Building custom CLIP")
         self.model = self.build_custom_clip(cfg, classnames, clip_model)

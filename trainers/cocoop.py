@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Optional, Sequence
+from typing import ClassVar, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -57,14 +57,30 @@ class PromptLearner(ClassPrompts):
 
 
 class CustomCLIP(nn.Module):
+    # The meta-net sees the image only through the frozen tower's output: test-time image features
+    # may be cached (trainers/image_cache.py).
+    frozen_image_encoder: ClassVar[bool] = True
+
     def __init__(self, clip_model: CLIP, prompt_learner: PromptLearner):
         super().__init__()
         self.prompt_learner = prompt_learner
         self.clip = clip_model
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.clip.dtype
+
+    def encode_image(self, image: Tensor) -> Tensor:
+        """The frozen image tower's raw output (B, D)."""
+        return self.clip.encode_image(image.type(self.dtype))
+
     def forward(self, image: Tensor, label: Optional[Tensor] = None) -> Tensor:
         """Logits (B, n_cls); in training mode (of the learner) the CE loss instead."""
-        image_features = l2_normalize(self.clip.encode_image(image.type(self.clip.dtype)))
+        return self.forward_features(self.encode_image(image), label)
+
+    def forward_features(self, image_features: Tensor, label: Optional[Tensor] = None) -> Tensor:
+        """`forward` from `encode_image`'s output."""
+        image_features = l2_normalize(image_features)
         step = max(1, MAX_SEQUENCES_PER_CALL // self.prompt_learner.n_cls)
         # One grouped encoder call (image b = group b) per chunk of images, not one per image.
         text_features = torch.cat([

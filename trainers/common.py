@@ -7,6 +7,7 @@ Precision (`TRAINER.<NAME>.PREC`), resolved on the device the trainer runs on:
 - fp32: the float model.
 - amp: the float model under autocast; fp16 autocast with a GradScaler on CUDA, bf16 autocast
   without a scaler on CPU (CPU autocast has no fp16 kernels and bf16 needs no loss scaling).
+  Without bf16 instructions (AVX512-BF16/AMX) bf16 is several times slower than fp32 on CPU.
 - bf16: the float model under bf16 autocast on any device, no scaler (not in the reference).
 Autocast covers the training step only; evaluation runs the float model, as the reference's amp.
 """

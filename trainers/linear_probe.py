@@ -25,6 +25,7 @@ from yacs.config import CfgNode as CN
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 
 from .common import build_clip
+from .image_cache import FrozenImageModel, ImageFeatureCacheMixin
 
 C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 SHOTS = (1, 2, 4, 8, 16)
@@ -71,7 +72,7 @@ def search_c(train: Split, val: Split, num_step: int, test: Optional[Split] = No
     """
     grid_acc = [accuracy(fit(train, c), val) for c in C_GRID]
     c_peak = C_GRID[int(np.argmax(grid_acc))]
-    left, right = c_peak * 0.1, c_peak * 10
+    left, right = c_peak / 10, c_peak * 10
     result = SearchResult(c=c_peak, classifier=None, grid_val_acc=grid_acc)
     for _ in range(num_step):
         clf_left, clf_right = fit(train, left), fit(train, right)
@@ -186,7 +187,7 @@ def to_linear(classifier, layer: nn.Linear) -> None:
 
 
 @TRAINER_REGISTRY.register()
-class LinearProbeCLIP(TrainerX):
+class LinearProbeCLIP(ImageFeatureCacheMixin, TrainerX):
     """Logistic regression on frozen CLIP features of the (few-shot) train split, C searched on val.
 
     One "epoch": features with the test transform, the C search on the val split (C = 1 without
@@ -233,5 +234,20 @@ class LinearProbeCLIP(TrainerX):
         print(f"Train acc: {accuracy(classifier, train):.2f}% ({len(train[1])} images)")
         to_linear(classifier, self.classifier)
 
+    # The trainer is its own frozen-image model (trainers/image_cache.py): test-time image features
+    # are cached.
+    def frozen_image_model(self) -> FrozenImageModel:
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.clip_model.dtype
+
+    def encode_image(self, image: Tensor) -> Tensor:
+        return self.clip_model.encode_image(image)
+
+    def forward_features(self, image_features: Tensor) -> Tensor:
+        return self.classifier(image_features.float())
+
     def model_inference(self, image: Tensor) -> Tensor:
-        return self.classifier(self.clip_model.encode_image(image).float())
+        return self.forward_features(self.encode_image(image))

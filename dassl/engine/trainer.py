@@ -129,7 +129,8 @@ class TrainerBase:
         """Restore every registered name (and the RNG states) from directory; return the epoch."""
         names = self.get_model_names()
         # The pointer is written last, so its presence means a complete checkpoint exists.
-        if not all(osp.isfile(osp.join(directory, name, POINTER_FILE)) for name in names):
+        # (No registered model, e.g. zero-shot CLIP, means nothing to resume.)
+        if not names or not all(osp.isfile(osp.join(directory, name, POINTER_FILE)) for name in names):
             print("No checkpoint found, train from scratch")
             return 0
 

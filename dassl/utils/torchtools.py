@@ -6,6 +6,7 @@ import os
 import os.path as osp
 import pickle
 import random
+import re
 import shutil
 import tempfile
 import warnings
@@ -53,7 +54,7 @@ def _atomic_write(fpath: str, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
-_SAFE_LEAVES = (torch.Tensor, str, int, float, bool, type(None))
+_SAFE_SCALARS = (str, int, float, bool, type(None))
 
 
 def _weights_only_safe(obj: Any, where: str) -> Any:
@@ -63,10 +64,11 @@ def _weights_only_safe(obj: Any, where: str) -> Any:
     time, rather than producing a file that cannot be loaded. Containers that need no change are
     returned as they are (a state_dict keeps its `_metadata`).
     """
-    if isinstance(obj, _SAFE_LEAVES):
-        return obj
+    # numpy scalars first: np.float64 subclasses float but is rejected by weights_only
     if isinstance(obj, np.generic):
         return obj.item()
+    if isinstance(obj, torch.Tensor) or type(obj) in _SAFE_SCALARS:
+        return obj
     if isinstance(obj, dict):
         items = {k: _weights_only_safe(v, f"{where}[{k!r}]") for k, v in obj.items()}
         if type(obj) in (dict, OrderedDict, Counter):
@@ -141,13 +143,17 @@ def load_checkpoint(fpath: str) -> dict:
     try:
         return torch.load(fpath, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if unsupported is None:  # not a pickled object: a damaged file
+            print(f'Unable to load checkpoint from "{fpath}"')
+            raise
         if os.environ.get(TRUST_LEGACY_ENV) == "1":
             return _load_trusted_legacy(fpath, map_location)
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LegacyCheckpointError(
-            f'Cannot load checkpoint "{fpath}" with weights_only=True ({reason}). It holds pickled '
-            "Python objects, as checkpoints written by upstream Dassl do (its warmup scheduler pickles "
-            f"the successor scheduler). If you trust the file, set {TRUST_LEGACY_ENV}=1 to load it."
+            f'Cannot load checkpoint "{fpath}" with weights_only=True (unsupported global '
+            f"{unsupported.group(1)}). It holds pickled Python objects, as checkpoints written by upstream "
+            "Dassl do (its warmup scheduler pickles the successor scheduler). If you trust the file, "
+            f"set {TRUST_LEGACY_ENV}=1 to load it."
         ) from e
     except Exception:
         print(f'Unable to load checkpoint from "{fpath}"')
