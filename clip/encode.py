@@ -88,7 +88,8 @@ def _checked(prompt: TextPrompt) -> Tuple[Tensor, Optional[Tensor], Tensor]:
     if emb.dim() == 3:
         emb = emb.unsqueeze(0)
     if emb.dim() != 4:
-        raise ValueError(f"TextPrompt.embeddings must be (N, L, width) or (G, N, L, width), got {tuple(emb.shape)}")
+        raise ValueError(
+            f"TextPrompt.embeddings must be (N, L, width) or (G, N, L, width), got {tuple(emb.shape)}")
     groups, n_seq = emb.shape[:2]
     eot = prompt.eot.to(device=emb.device, dtype=torch.long)
     if eot.shape != (n_seq,):
@@ -96,7 +97,8 @@ def _checked(prompt: TextPrompt) -> Tuple[Tensor, Optional[Tensor], Tensor]:
     if prefix is not None:
         prefix = prefix.unsqueeze(0) if prefix.dim() == 2 else prefix
         if prefix.dim() != 3 or prefix.shape[0] not in (1, groups):
-            raise ValueError(f"TextPrompt.prefix must be (Lp, width) or ({groups}, Lp, width), got {tuple(prompt.prefix.shape)}")
+            raise ValueError(
+                f"TextPrompt.prefix must be (Lp, width) or ({groups}, Lp, width), got {tuple(prompt.prefix.shape)}")
     length = emb.shape[2] + (0 if prefix is None else prefix.shape[1])
     if int(eot.max()) >= length:
         raise ValueError(f"an EOT index ({int(eot.max())}) lies beyond the {length} given positions")
@@ -107,7 +109,8 @@ def _deep_groups(deep: Tensor, groups: int) -> Tensor:
     """A deep prompt (n, width) or (G, n, width) as (1 or G, n, width)."""
     deep = deep.unsqueeze(0) if deep.dim() == 2 else deep
     if deep.dim() != 3 or deep.shape[0] not in (1, groups):
-        raise ValueError(f"deep text prompts must be (n, width) or ({groups}, n, width), got {tuple(deep.shape)}")
+        raise ValueError(
+            f"deep text prompts must be (n, width) or ({groups}, n, width), got {tuple(deep.shape)}")
     return deep
 
 
@@ -281,7 +284,8 @@ def _encode_shared(model: nn.Module, prefix: Tensor, suffix: Tensor, eot: Tensor
         if 0 < i <= len(deep):
             p = _replace(p, prefix_runs, deep[i - 1], start)
         if i == len(blocks) - 1:
-            s, _ = _block(block, s, runs, context=_key_values(block, p.view(groups, n_prefix, -1)), eot_only=True)
+            context = _key_values(block, p.view(groups, n_prefix, -1))  # the prefix's outputs are unused
+            s, _ = _block(block, s, runs, context=context, eot_only=True)
         else:
             p, context = _block(block, p, prefix_runs)
             s, _ = _block(block, s, runs, context=context)

@@ -1,14 +1,17 @@
 #!/bin/bash
 # CPU demo, a few minutes on 2 cores: a tiny random CLIP and a generated miniature EuroSAT
-# (6 classes), CoOp trained on the 3 base classes and evaluated on the 3 new ones for 2 seeds,
-# zero-shot CLIP on both, then parse_test_res.py's base-to-new table.
+# (6 classes); CoOp trained on the 3 base classes (4 shots, 8 epochs) and evaluated on the 3 new
+# ones, for 2 seeds; then parse_test_res.py's base-to-new table.
 #   bash scripts/demo.sh            (DEMO_DIR=output/demo by default; PYTHON=python)
-# The tiny CLIP is random, so zero-shot is at chance; CoOp learns the base classes.
+# The tiny CLIP is random: CoOp learns the base classes (chance is 33%), while new-class
+# accuracy, which relies on what CLIP knows, stays near chance. Each run's full log is
+# <DEMO_DIR>/base2new/.../log.txt; the commands it prints are those used on real data.
 set -e
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 DEMO=${DEMO_DIR:-output/demo}
 CFG=demo_cpu
+EPOCHS=8  # OPTIM.MAX_EPOCH of the config: the checkpoint to evaluate
 SHOTS=4
 DATASET=eurosat
 OUT=${DEMO}/base2new
@@ -25,13 +28,14 @@ make_miniature('EuroSAT', '${DEMO}/data', n_classes=6, n_per_class=12)
 fi
 rm -rf "${OUT}"  # a fresh run each time (train.py would resume from the old checkpoints)
 
-run() {  # run LOG_NAME train.py-arguments...: quiet console, full log in the output folder
+run() {  # run NAME train.py-arguments...: the command, then its accuracy (console output in NAME.out)
     local name=$1; shift
     local start=$SECONDS
-    $PYTHON train.py --root "${DEMO}/data" --backbone "${DEMO}/tiny_vit.pt" \
-        --dataset-config-file configs/datasets/${DATASET}.yaml \
-        --config-file configs/trainers/CoOp/${CFG}.yaml "$@" > "${DEMO}/${name}.out" 2>&1 \
-        || { cat "${DEMO}/${name}.out"; exit 1; }
+    local args=(--root "${DEMO}/data" --backbone "${DEMO}/tiny_vit.pt"
+                --dataset-config-file configs/datasets/${DATASET}.yaml
+                --config-file configs/trainers/CoOp/${CFG}.yaml "$@")
+    echo "  \$ python train.py ${args[*]}"
+    $PYTHON train.py "${args[@]}" > "${DEMO}/${name}.out" 2>&1 || { cat "${DEMO}/${name}.out"; exit 1; }
     echo "  ${name}: $(grep '^\* accuracy' "${DEMO}/${name}.out" | tail -1) ($((SECONDS - start)) s)"
 }
 
@@ -41,18 +45,10 @@ do
     echo "CoOp, seed ${SEED}: train on the base classes (then test on them), test on the new classes"
     run coop_base_seed${SEED} --seed ${SEED} --trainer CoOp --output-dir ${OUT}/train_base/${COMMON} \
         DATASET.NUM_SHOTS ${SHOTS} DATASET.SUBSAMPLE_CLASSES base
-    grep "^epoch \[" ${OUT}/train_base/${COMMON}/log.txt | sed 's/^/    /'
+    grep "^epoch \[" ${OUT}/train_base/${COMMON}/log.txt | sed -n '1p;$p' | sed 's/^/    /'
     run coop_new_seed${SEED} --seed ${SEED} --trainer CoOp --output-dir ${OUT}/test_new/${COMMON} \
-        --model-dir ${OUT}/train_base/${COMMON} --load-epoch 4 --eval-only \
+        --model-dir ${OUT}/train_base/${COMMON} --load-epoch ${EPOCHS} --eval-only \
         DATASET.NUM_SHOTS ${SHOTS} DATASET.SUBSAMPLE_CLASSES new
-done
-
-echo "Zero-shot CLIP on the base and the new classes"
-for SUB in base new
-do
-    run zeroshot_${SUB} --trainer ZeroshotCLIP \
-        --output-dir ${OUT}/test_${SUB}/${DATASET}/shots_${SHOTS}/ZeroshotCLIP/${CFG}/seed1 --eval-only \
-        DATASET.SUBSAMPLE_CLASSES ${SUB}
 done
 
 echo

@@ -13,6 +13,8 @@ import re
 import sys
 import textwrap
 
+import pytest
+
 from fixtures.trainer_fixtures import *  # noqa: F401,F403  (until tests/conftest.py imports them)
 from fixtures.trainer_fixtures import repo_path, run_train
 
@@ -167,6 +169,8 @@ def import_plugin(path: str) -> None:
     spec.loader.exec_module(module)
 
 
+# CoOp-style loaders try torch.jit.load first (deprecated in torch 2.x) and fall back to torch.load.
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_coop_style_plugin_trains_and_evaluates(tmp_path, coop_data_root, tiny_vit_path):
     plugin = tmp_path / "coop_style_plugin.py"
     plugin.write_text(PLUGIN)

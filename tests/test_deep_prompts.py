@@ -349,3 +349,15 @@ def test_resnet_and_too_deep_prompts_are_refused(tiny_rn_path, clip3):
         build("MaPLe", clip3, ("dog",), "TRAINER.MAPLE.PROMPT_DEPTH", 4)
     with pytest.raises(ValueError, match="PROMPT_DEPTH_VISION is 5"):
         build("VPT", clip3, ("dog",), "TRAINER.VPT.PROMPT_DEPTH_VISION", 5)
+
+
+def test_depth_one_is_shallow(clip3):
+    """PROMPT_DEPTH 1: only the block-0 prompts (MaPLe's ctx and proj(ctx); IVLP's ctx and VPT)."""
+    maple = build("MaPLe", clip3, ("dog",), "TRAINER.MAPLE.PROMPT_DEPTH", 1)
+    ivlp = build("IVLP", clip3, ("dog",), "TRAINER.IVLP.PROMPT_DEPTH_TEXT", 1, "TRAINER.IVLP.PROMPT_DEPTH_VISION", 1)
+    assert set(dict(maple.prompts.named_parameters())) == {
+        "prompt_learner.ctx", "prompt_learner.proj.weight", "prompt_learner.proj.bias"}
+    assert set(dict(ivlp.prompts.named_parameters())) == {"prompt_learner.ctx", "image_encoder.VPT"}
+    for model in (maple, ivlp):
+        assert list(model.prompts.text_prompt().deep) == list(model.prompts.vision_prompt().deep) == []
+        assert model(images()).shape == (1, 1)

@@ -19,7 +19,8 @@ def assert_rel(actual: torch.Tensor, expected: torch.Tensor, tol: float) -> None
     """max |actual - expected| <= tol * max |expected|."""
     assert actual.shape == expected.shape
     diff = (actual - expected).abs().max().item()
-    assert diff <= tol * expected.abs().max().item(), f"relative difference {diff / expected.abs().max().item():.2e}"
+    scale = expected.abs().max().item()
+    assert diff <= tol * scale, f"relative difference {diff / scale:.2e}"
 
 
 def reference(model, emb: torch.Tensor, eot: torch.Tensor, deep: Sequence[torch.Tensor] = (),
@@ -62,6 +63,15 @@ def assemble(frozen: torch.Tensor, ctx: torch.Tensor, position: str = "end", nam
     return torch.cat(rows)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny tensors gain nothing from threads, and on a busy machine threads wait at barriers."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
@@ -79,7 +89,8 @@ def spy(monkeypatch):
     taken: List[str] = []
     for name in ("_encode_shared", "_encode_runs"):
         real = getattr(encode, name)
-        monkeypatch.setattr(encode, name, lambda *a, _real=real, _name=name, **k: taken.append(_name) or _real(*a, **k))
+        monkeypatch.setattr(encode, name,
+                            lambda *a, _real=real, _name=name, **k: taken.append(_name) or _real(*a, **k))
     return taken
 
 
@@ -90,8 +101,8 @@ def run_all(model, build, eot: torch.Tensor, spy: List[str], deep: Sequence[torc
     ref = reference(model, build(), eot, deep)
     weights = torch.randn_like(ref)
     ref_grads = torch.autograd.grad((ref * weights).sum(), leaves)
-    for forced, path in ((False, "_encode_runs"), (None, "_encode_shared" if expect_shared else "_encode_runs"),
-                         (True, "_encode_shared")):
+    automatic = "_encode_shared" if expect_shared else "_encode_runs"
+    for forced, path in ((False, "_encode_runs"), (None, automatic), (True, "_encode_shared")):
         spy.clear()
         out = encode_text(model, TextPrompt(build(), eot, deep=deep), shared_prefix=forced)
         assert spy == [path]
@@ -163,7 +174,8 @@ def test_deep_prompt_replaces_the_block_input(tiny_vit):
         for forced in (False, True):
             assert_rel(encode_text(tiny_vit, TextPrompt(emb, eot, deep=[same]), forced), plain, 1e-5)
             # no positional embedding is added to deep prompts
-            moved = encode_text(tiny_vit, TextPrompt(emb, eot, deep=[same - tiny_vit.positional_embedding[1:5]]), forced)
+            shifted = same - tiny_vit.positional_embedding[1:5]
+            moved = encode_text(tiny_vit, TextPrompt(emb, eot, deep=[shifted]), forced)
             assert (moved - plain).abs().max() > 1e-3
 
 

@@ -50,7 +50,7 @@ def test_coop_log_checkpoint_and_learning(coop_run):
         assert f.read() == f"model.pth.tar-{COOP_EPOCHS}\n"
     ckpt = torch.load(os.path.join(ckpt_dir, f"model.pth.tar-{COOP_EPOCHS}"), weights_only=True)
     assert set(ckpt["state_dict"]) == {"ctx", "token_prefix", "token_suffix"}
-    assert ckpt["epoch"] == COOP_EPOCHS and ckpt["state_dict"]["ctx"].shape == (4, 128)
+    assert ckpt["epoch"] == COOP_EPOCHS and ckpt["state_dict"]["ctx"].shape == (16, 128)
 
     # Learning: the loss goes down and the test accuracy clearly beats chance (25%).
     losses = losses_by_epoch(log)
@@ -63,7 +63,7 @@ def test_coop_eval_only_reproduces_the_final_test(coop_run, coop_data_root, tiny
     eval_log = run_train(str(tmp_path / "eval"), "--trainer", "CoOp", "--config-file",
                          repo_path("configs/trainers/CoOp/vit_b16_ep50.yaml"), "--eval-only",
                          "--model-dir", out, "--load-epoch", str(COOP_EPOCHS),
-                         opts=("TRAINER.COOP.N_CTX", "4", "DATALOADER.TEST.BATCH_SIZE", "5"),
+                         opts=("DATALOADER.TEST.BATCH_SIZE", "5"),
                          root=coop_data_root, backbone=tiny_vit_path)
     path = os.path.join(out, "prompt_learner", f"model.pth.tar-{COOP_EPOCHS}")
     assert f'Loading weights to prompt_learner from "{path}" (epoch = {COOP_EPOCHS})' in eval_log
@@ -149,7 +149,7 @@ def test_predict_top_k(coop_run, coop_data_root, tiny_vit_path):
               "--dataset-config-file", repo_path("configs/datasets/eurosat.yaml"), "--root", coop_data_root,
               "--backbone", tiny_vit_path, "--topk", "3", folder]
     args = predict.build_parser().parse_args(
-        common + ["--model-dir", out, "--load-epoch", str(COOP_EPOCHS), "--opts", "TRAINER.COOP.N_CTX", "4"])
+        common + ["--model-dir", out, "--load-epoch", str(COOP_EPOCHS)])
     results = predict.main(args)
     assert len(results) == len(os.listdir(folder))
     for path, ranked in results:

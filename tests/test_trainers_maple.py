@@ -19,7 +19,7 @@ from dassl.utils import load_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3
-LOSS = re.compile(r"^epoch \[(\d+)/\d+\] batch \[(\d+)/\d+\] .* loss (\d+\.\d{4}) \(", re.M)
+LOSS = re.compile(r"^epoch \[\d+/\d+\] batch \[\d+/\d+\] .* loss (\d+\.\d{4}) \(", re.M)
 ACCURACY = re.compile(r"^\* accuracy: (\d+\.\d)%$", re.M)
 
 # trainer: (config, registered name, test overrides: 2-block towers, an LR that moves a random CLIP)
@@ -31,8 +31,7 @@ TRAINERS = {
     "VPT": ("VPT/vit_b16_c2_ep5_batch4_4", "prompt_learner",
             ["TRAINER.VPT.PROMPT_DEPTH_VISION", "2", "OPTIM.LR", "1.0"]),
 }
-# Deterministic data: every epoch is the same single batch of all 6 training images (2 shots x 3
-# base classes), so the logged loss is the training loss before each update.
+# Deterministic data: sequential order, no random augmentation.
 DETERMINISTIC = ["DATALOADER.TRAIN_X.SAMPLER", "SequentialSampler",
                  "INPUT.TRANSFORMS", "['center_crop', 'normalize']"]
 
@@ -64,7 +63,7 @@ def run_train(argv: list[str]) -> str:
 
 
 def losses(log: str) -> list[float]:
-    return [float(m.group(3)) for m in LOSS.finditer(log)]
+    return [float(v) for v in LOSS.findall(log)]
 
 
 SMALL_BASE = ["INPUT.SIZE", "(64, 64)", "DATASET.SUBSAMPLE_CLASSES", "base"]  # for small_vit_path
@@ -87,6 +86,8 @@ def small_vit_path(tmp_path_factory) -> str:
 def test_base_to_new(trainer, miniature_root, tiny_vit_path, tmp_path):
     name = TRAINERS[trainer][1]
     train_dir, test_dir = str(tmp_path / "train_base"), str(tmp_path / "test_new")
+    # One batch of all 6 training images (2 shots x 3 base classes) per epoch: the logged loss is the
+    # training loss before each update.
     log = run_train(args(trainer, miniature_root, tiny_vit_path, train_dir,
                          "DATASET.SUBSAMPLE_CLASSES", "base", "OPTIM.MAX_EPOCH", str(EPOCHS),
                          "DATALOADER.TRAIN_X.BATCH_SIZE", "6", *DETERMINISTIC))
@@ -188,7 +189,8 @@ def test_shipped_configs(config):
     assert (cfg.DATALOADER.TRAIN_X.BATCH_SIZE, cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH) == (batch, lr, epochs)
     assert (cfg.OPTIM.NAME, cfg.OPTIM.LR_SCHEDULER, cfg.OPTIM.WARMUP_EPOCH, cfg.OPTIM.WARMUP_TYPE,
             cfg.OPTIM.WARMUP_CONS_LR) == ("sgd", "cosine", 1, "constant", 1e-5)
-    assert (cfg.MODEL.BACKBONE.NAME, cfg.INPUT.INTERPOLATION, cfg.DATALOADER.TEST.BATCH_SIZE) == ("ViT-B/16", "bicubic", 100)
+    assert cfg.MODEL.BACKBONE.NAME == "ViT-B/16" and cfg.INPUT.INTERPOLATION == "bicubic"
+    assert (cfg.DATALOADER.TEST.BATCH_SIZE, cfg.DATALOADER.NUM_WORKERS) == (100, 8)
     assert list(cfg.INPUT.TRANSFORMS) == ["random_resized_crop", "random_flip", "normalize"]
     node = cfg.TRAINER[config.split("/")[0].upper()]
     assert (node.CTX_INIT, node.PREC) == ("a photo of a", "fp16")

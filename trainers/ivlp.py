@@ -44,6 +44,8 @@ class VLPromptLearner(ClassPrompts):
 
 
 class IVLPPrompts(PromptModule):
+    """IVLP's learned part: text context, per-block text tokens and (optionally) vision tokens."""
+
     def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: CLIP):
         super().__init__(clip_model)
         opts = cfg.TRAINER.IVLP
@@ -72,6 +74,8 @@ class IVLPPrompts(PromptModule):
 
 @TRAINER_REGISTRY.register()
 class IVLP(DeepPromptTrainer):
+    """IVLP and deep language prompting; saved under VLPromptLearner/ as the reference."""
+
     config_node = "IVLP"
     registered_name = "VLPromptLearner"
 

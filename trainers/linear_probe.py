@@ -59,6 +59,7 @@ class SearchStep:
 class SearchResult:
     c: float
     classifier: object
+    val_acc: float
     grid_val_acc: list[float]
     steps: list[SearchStep] = field(default_factory=list)
 
@@ -71,21 +72,22 @@ def search_c(train: Split, val: Split, num_step: int, test: Optional[Split] = No
     it. The last round's winner is the result; with `test`, each round's winner is also scored.
     """
     grid_acc = [accuracy(fit(train, c), val) for c in C_GRID]
-    c_peak = C_GRID[int(np.argmax(grid_acc))]
+    best = int(np.argmax(grid_acc))
+    c_peak = C_GRID[best]
     left, right = c_peak / 10, c_peak * 10
-    result = SearchResult(c=c_peak, classifier=None, grid_val_acc=grid_acc)
+    result = SearchResult(c=c_peak, classifier=None, val_acc=grid_acc[best], grid_val_acc=grid_acc)
     for _ in range(num_step):
         clf_left, clf_right = fit(train, left), fit(train, right)
         acc_left, acc_right = accuracy(clf_left, val), accuracy(clf_right, val)
         middle = 10 ** ((math.log10(left) + math.log10(right)) / 2)
         if acc_left < acc_right:
-            result.c, result.classifier, best_acc = right, clf_right, acc_right
+            result.c, result.classifier, result.val_acc = right, clf_right, acc_right
             left = middle
         else:
-            result.c, result.classifier, best_acc = left, clf_left, acc_left
+            result.c, result.classifier, result.val_acc = left, clf_left, acc_left
             right = middle
         test_acc = None if test is None else accuracy(result.classifier, test)
-        result.steps.append(SearchStep(result.c, best_acc, test_acc))
+        result.steps.append(SearchStep(result.c, result.val_acc, test_acc))
     if result.classifier is None:  # num_step = 0: the grid's best
         result.classifier = fit(train, c_peak)
     return result
@@ -140,13 +142,12 @@ def run_protocol(dataset: str, feature_dir: str, num_step: int = 8, num_run: int
                 train_idx, val_idx = sample_few_shot(train[1], val[1], shots, seed)
                 result = search_c((train[0][train_idx], train[1][train_idx]),
                                   (val[0][val_idx], val[1][val_idx]), num_step, test)
-                acc = result.steps[-1].test_acc if result.steps else accuracy(result.classifier, test)
-                accs.append(acc)
+                accs.append(accuracy(result.classifier, test))  # = the last step's test accuracy
                 for i, step in enumerate(result.steps):
                     details.write(f"{dataset}, {shots} Shot, seed {seed}, step {i + 1}: C {step.c:.6g}, "
                                   f"val acc {step.val_acc:.2f}, test acc {step.test_acc:.2f}\n")
                 log = [f"Linear probe: {dataset}, {shots} shots, seed {seed}, features {feature_dir}",
-                       f"C = {result.c:.6g} (val acc {result.steps[-1].val_acc if result.steps else float('nan'):.2f}%)",
+                       f"C = {result.c:.6g} (val acc {result.val_acc:.2f}%)",
                        "Finish training", *result_lines(test[1], result.classifier.predict(test[0]))]
                 seed_dir = osp.join(log_dir, dataset, f"shots_{shots}", f"seed{seed}")
                 os.makedirs(seed_dir, exist_ok=True)
@@ -229,8 +230,7 @@ class LinearProbeCLIP(ImageFeatureCacheMixin, TrainerX):
             classifier, c = result.classifier, result.c
             grid = ", ".join(f"{g:g}: {a:.1f}%" for g, a in zip(C_GRID, result.grid_val_acc))
             print(f"C grid (val acc): {grid}")
-            val_acc = result.steps[-1].val_acc if result.steps else max(result.grid_val_acc)
-            print(f"Chosen C = {c:.6g} (val acc {val_acc:.2f}%)")
+            print(f"Chosen C = {c:.6g} (val acc {result.val_acc:.2f}%)")
         print(f"Train acc: {accuracy(classifier, train):.2f}% ({len(train[1])} images)")
         to_linear(classifier, self.classifier)
 

@@ -78,6 +78,8 @@ class MultiModalPromptLearner(ClassPrompts):
 
 
 class MaPLePrompts(PromptModule):
+    """MaPLe's learned part: the prompt learner alone (the vision prompts are its projections)."""
+
     def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: CLIP):
         super().__init__(clip_model)
         self.prompt_learner = MultiModalPromptLearner(cfg, classnames, clip_model)
@@ -91,6 +93,8 @@ class MaPLePrompts(PromptModule):
 
 @TRAINER_REGISTRY.register()
 class MaPLe(DeepPromptTrainer):
+    """MaPLe; saved under MultiModalPromptLearner/ as the reference."""
+
     config_node = "MAPLE"
     registered_name = "MultiModalPromptLearner"
 

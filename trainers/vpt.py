@@ -29,6 +29,8 @@ TEMPLATE = "a photo of a {}."
 
 
 class VisionPrompts(PromptModule):
+    """VPT's learned part: the shallow and per-block vision tokens."""
+
     def __init__(self, cfg: CfgNode, clip_model: CLIP):
         super().__init__(clip_model)
         opts = cfg.TRAINER.VPT
@@ -56,6 +58,8 @@ class FixedClassifierCLIP(PromptedCLIP):
 
 @TRAINER_REGISTRY.register()
 class VPT(DeepPromptTrainer):
+    """Deep vision prompting with a fixed text classifier; saved under prompt_learner/ as the reference."""
+
     config_node = "VPT"
     registered_name = "prompt_learner"
     class_dependent_keys = ()

@@ -2,10 +2,13 @@
 # bash scripts/independent-vlp/base2new_test_ivlp.sh DATASET SEED
 # Base-to-novel, step 2: test the Independent V-L prompting (IVLP) model of step 1 on the novel classes.
 # DATA (the folder holding the datasets) is read from the environment.
-# Run from the repository root (outputs go to ./output).
+# Outputs go to output/ in the repository root, wherever the script is run from.
 set -e
-
 DATA=${DATA:?set DATA to the folder holding the datasets}
+DATA=$(realpath "$DATA")
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-python}
+
 TRAINER=IVLP
 CFG=vit_b16_c2_ep5_batch4_2+2ctx
 SHOTS=16
@@ -20,7 +23,7 @@ MODEL_DIR=output/base2new/train_base/${COMMON_DIR}
 DIR=output/base2new/test_${SUB}/${COMMON_DIR}
 echo "Evaluating the model of ${MODEL_DIR}; output in ${DIR}"
 
-python train.py \
+$PYTHON train.py \
     --root "${DATA}" \
     --seed "${SEED}" \
     --trainer ${TRAINER} \

@@ -2,10 +2,13 @@
 # bash scripts/independent-vlp/base2new_train_ivlp.sh DATASET SEED
 # Base-to-novel, step 1: train Independent V-L prompting (IVLP) on the base classes (16 shots), then test on them.
 # DATA (the folder holding the datasets) is read from the environment.
-# Run from the repository root (outputs go to ./output).
+# Outputs go to output/ in the repository root, wherever the script is run from.
 set -e
-
 DATA=${DATA:?set DATA to the folder holding the datasets}
+DATA=$(realpath "$DATA")
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-python}
+
 TRAINER=IVLP
 CFG=vit_b16_c2_ep5_batch4_2+2ctx
 SHOTS=16
@@ -20,7 +23,7 @@ else
     echo "Run this job and save the output to ${DIR}"
 fi
 
-python train.py \
+$PYTHON train.py \
     --root "${DATA}" \
     --seed "${SEED}" \
     --trainer ${TRAINER} \

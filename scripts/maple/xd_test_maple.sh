@@ -2,10 +2,13 @@
 # bash scripts/maple/xd_test_maple.sh DATASET SEED
 # Cross-dataset / domain generalisation, step 2: test the ImageNet MaPLe model on DATASET (all classes).
 # DATA (the folder holding the datasets) is read from the environment.
-# Run from the repository root (outputs go to ./output).
+# Outputs go to output/ in the repository root, wherever the script is run from.
 set -e
-
 DATA=${DATA:?set DATA to the folder holding the datasets}
+DATA=$(realpath "$DATA")
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-python}
+
 TRAINER=MaPLe
 CFG=vit_b16_c2_ep5_batch4_2ctx_cross_datasets
 SHOTS=16
@@ -21,7 +24,7 @@ if [ -d "${DIR}" ]; then
     exit 0
 fi
 
-python train.py \
+$PYTHON train.py \
     --root "${DATA}" \
     --seed "${SEED}" \
     --trainer ${TRAINER} \

@@ -2,10 +2,13 @@
 # bash scripts/vpt/xd_train_vpt.sh DATASET SEED   (DATASET = imagenet)
 # Cross-dataset / domain generalisation, step 1: train deep vision prompting (VPT) on all classes (16 shots).
 # DATA (the folder holding the datasets) is read from the environment.
-# Run from the repository root (outputs go to ./output).
+# Outputs go to output/ in the repository root, wherever the script is run from.
 set -e
-
 DATA=${DATA:?set DATA to the folder holding the datasets}
+DATA=$(realpath "$DATA")
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-python}
+
 TRAINER=VPT
 CFG=vit_b16_c2_ep5_batch4_4
 SHOTS=16
@@ -19,7 +22,7 @@ if [ -d "${DIR}" ]; then
     exit 0
 fi
 
-python train.py \
+$PYTHON train.py \
     --root "${DATA}" \
     --seed "${SEED}" \
     --trainer ${TRAINER} \

@@ -1,0 +1,382 @@
+"""One training step (forward + backward + SGD step): our trainers' models vs a straightforward
+reference-style implementation, on a random ViT-B/16-shaped CLIP, fp32 on CPU.
+
+ours       the model classes the trainers build (CoOp: trainers.base.PromptCLIP, MaPLe:
+           trainers.deep_prompts.PromptedCLIP, CoCoOp: trainers.cocoop.CustomCLIP) with the text
+           path of clip.encode (truncation at the last EOT, shared prefix) and SDPA attention.
+reference  written here as the reference repositories compute it: prompts of all 77 positions,
+           OpenAI's sequence-first blocks with nn.MultiheadAttention in both towers, every class
+           prompt re-encoded at every step; CoCoOp loops over the images of the batch and
+           encodes the n_cls prompts of each (its graph is kept for the backward pass).
+Both start from the same prompt parameters, images and labels; the first step's losses and
+gradients are compared. Steps are interleaved (ours, reference, ours, ...) and the median of
+--repeats is reported. "image floor" is the frozen image tower alone (forward, no grad): a CoOp
+step can never be faster than that, which bounds the CoOp speed-up at (reference / floor).
+
+Peak memory (CoCoOp; --memory-all: every case): each variant runs in a fresh subprocess; after a
+warm-up step the peak resident set size is reset (Linux /proc/self/clear_refs, "5"), one step runs
+and the reported value is VmHWM minus the RSS before that step, i.e. the extra memory the step
+itself touches (activations kept for backward, temporaries, gradients).
+
+    python bench/train_step.py [--quick] [--cases coop-100,coop-397,maple-100,cocoop-100]
+                               [--repeats 3] [--threads N] [--memory-all]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import gc
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from yacs.config import CfgNode as CN
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from clip.model import CLIP  # noqa: E402
+from text_encoder import CLASS_NAMES  # noqa: E402
+from trainers import cocoop, coop, maple  # noqa: E402
+from trainers.base import PromptCLIP  # noqa: E402
+from trainers.common import l2_normalize  # noqa: E402
+from trainers.deep_prompts import PromptedCLIP  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str  # coop, maple or cocoop
+    classes: int
+    batch: int
+    speedup_target: float
+    memory_target: Optional[float] = None  # reference peak / ours peak
+
+
+CASES = {
+    "coop-100": Case("coop", 100, 32, 2.0),
+    "coop-397": Case("coop", 397, 32, 5.0),
+    "maple-100": Case("maple", 100, 32, 1.5),
+    "maple-100-b4": Case("maple", 100, 4, 1.5),  # batch of configs/trainers/MaPLe (extra row)
+    "cocoop-100": Case("cocoop", 100, 4, 6.0, memory_target=4.0),
+}
+DEFAULT_CASES = "coop-100,coop-397,maple-100,maple-100-b4,cocoop-100"
+LR = {"coop": 0.002, "maple": 0.0035, "cocoop": 0.002}  # the shipped configs' SGD settings
+
+
+def class_names(n: int) -> List[str]:
+    """n distinct class names of 1-10 BPE tokens: the 100 of bench/text_encoder.py, then the same
+    with a SUN397-style qualifier ("indoor", "outdoor", ...)."""
+    qualifiers = ["", " indoor", " outdoor", " exterior", " interior"]
+    return [CLASS_NAMES[i % 100].replace("_", " ") + qualifiers[i // 100] for i in range(n)]
+
+
+def vit_b16(depth: int) -> CLIP:
+    """Random CLIP with ViT-B/16's shapes (depth 12 = ViT-B/16; --quick uses fewer blocks)."""
+    model = CLIP(embed_dim=512, image_resolution=224, vision_layers=depth, vision_width=768,
+                 vision_patch_size=16, context_length=77, vocab_size=49408, transformer_width=512,
+                 transformer_heads=8, transformer_layers=depth)
+    return model.eval().requires_grad_(False)
+
+
+def method_cfg(method: str, depth: int) -> CN:
+    cfg = CN()
+    cfg.TRAINER = CN()
+    if method == "coop":
+        coop.CoOp.extend_cfg(cfg)  # N_CTX 16, random generic context, class token at the end
+    elif method == "maple":
+        maple.MaPLe.extend_cfg(cfg)  # N_CTX 2 from "a photo of a", PROMPT_DEPTH 9
+        cfg.TRAINER.MAPLE.PROMPT_DEPTH = min(9, depth)
+    else:
+        cocoop.CoCoOp.extend_cfg(cfg)
+        cfg.TRAINER.COCOOP.N_CTX = 4  # vit_b16_c4_ep10_batch1_ctxv1, CoCoOp's main setting
+        cfg.TRAINER.COCOOP.CTX_INIT = "a photo of a"
+    return cfg
+
+
+# --- the reference-style computation -------------------------------------------------------
+
+def ref_block(block: nn.Module, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    """OpenAI's residual block on sequence-first x (L, N, D) through nn.MultiheadAttention."""
+    h = block.ln_1(x)
+    x = x + block.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
+    return x + block.mlp(block.ln_2(x))
+
+
+def ref_text(clip_model: CLIP, prompts: Tensor, eot: Tensor, deep: Sequence[Tensor] = ()) -> Tensor:
+    """CoOp's TextEncoder on all 77 positions; deep[i - 1] replaces positions 1..n before block i
+    (MaPLe's text prompts)."""
+    x = (prompts + clip_model.positional_embedding).permute(1, 0, 2)
+    for i, block in enumerate(clip_model.transformer.resblocks):
+        if 0 < i <= len(deep):
+            p = deep[i - 1]
+            x = torch.cat([x[:1], p.unsqueeze(1).expand(-1, x.shape[1], -1), x[1 + p.shape[0]:]])
+        x = ref_block(block, x, block.attn_mask)
+    x = clip_model.ln_final(x.permute(1, 0, 2))
+    return x[torch.arange(x.shape[0]), eot] @ clip_model.text_projection
+
+
+def ref_image(clip_model: CLIP, images: Tensor, shallow: Optional[Tensor] = None,
+              deep: Sequence[Tensor] = ()) -> Tensor:
+    """OpenAI's ViT; MaPLe's shallow prompts appended after [CLS, patches], deep[i - 1] replacing
+    them before block i."""
+    visual = clip_model.visual
+    x = visual.conv1(images).flatten(2).transpose(1, 2)
+    batch = x.shape[0]
+    x = torch.cat([visual.class_embedding.expand(batch, 1, -1), x], dim=1) + visual.positional_embedding
+    if shallow is not None:
+        x = torch.cat([x, shallow.expand(batch, -1, -1)], dim=1)
+    x = visual.ln_pre(x).permute(1, 0, 2)
+    for i, block in enumerate(visual.transformer.resblocks):
+        if 0 < i <= len(deep):
+            p = deep[i - 1]
+            x = torch.cat([x[:x.shape[0] - p.shape[0]], p.unsqueeze(1).expand(-1, batch, -1)])
+        x = ref_block(block, x)
+    return visual.ln_post(x[0]) @ visual.proj
+
+
+def full_prompts(learner: nn.Module, ctx: Tensor) -> Tensor:
+    """[SOS | ctx | class name . EOT pad] over all 77 positions; ctx (n, w) or per image (B, n, w)."""
+    n_cls = learner.n_cls
+    ctx = ctx.expand(n_cls, -1, -1) if ctx.dim() == 2 else ctx[:, None].expand(-1, n_cls, -1, -1)
+    lead = ctx.shape[:-3]
+    return torch.cat([learner.token_prefix.expand(*lead, -1, -1, -1), ctx,
+                      learner.token_suffix.expand(*lead, -1, -1, -1)], dim=-2)
+
+
+# --- the variants ----------------------------------------------------------------------------
+
+Loss = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass
+class Variant:
+    loss: Loss
+    params: List[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+
+
+def sgd(params: List[nn.Parameter], method: str) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=LR[method], momentum=0.9, weight_decay=5e-4)
+
+
+def build_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
+    """(the frozen CLIP, {"ours": ..., "reference": ...}) from the same random draws."""
+    torch.manual_seed(0)
+    clip_model = vit_b16(depth)
+    cfg = method_cfg(case.method, depth)
+    names = class_names(case.classes)
+    with contextlib.redirect_stdout(io.StringIO()):  # the learners' init messages
+        if case.method == "coop":
+            model: nn.Module = PromptCLIP(clip_model, coop.PromptLearner(cfg, names, clip_model))
+        elif case.method == "maple":
+            model = PromptedCLIP(clip_model, maple.MaPLePrompts(cfg, names, clip_model))
+        else:
+            model = cocoop.CustomCLIP(clip_model, cocoop.PromptLearner(cfg, names, clip_model))
+    learner = model.prompts.prompt_learner if case.method == "maple" else model.prompt_learner
+    ref = copy.deepcopy(learner)  # the same initial values, its own parameters
+    ours_params = [p for p in learner.parameters() if p.requires_grad]
+    ref_params = [p for p in ref.parameters() if p.requires_grad]
+    scale = clip_model.logit_scale.exp()
+
+    if case.method == "cocoop":
+        learner.train()  # CustomCLIP returns the CE loss while its learner trains
+
+        def ours(images: Tensor, labels: Tensor) -> Tensor:
+            return model(images, labels)
+
+        def reference(images: Tensor, labels: Tensor) -> Tensor:
+            features = l2_normalize(ref_image(clip_model, images))
+            shifted = ref.ctx + ref.meta_net(features).unsqueeze(1)  # (B, n, w)
+            logits = []
+            for feature, prompts in zip(features, full_prompts(ref, shifted)):
+                text = l2_normalize(ref_text(clip_model, prompts, ref.eot))
+                logits.append(scale * feature @ text.t())
+            return F.cross_entropy(torch.stack(logits), labels)
+    else:
+        def ours(images: Tensor, labels: Tensor) -> Tensor:
+            return F.cross_entropy(model(images), labels)
+
+        def reference(images: Tensor, labels: Tensor) -> Tensor:
+            if case.method == "coop":
+                image = ref_image(clip_model, images)
+                text = ref_text(clip_model, full_prompts(ref, ref.ctx), ref.eot)
+            else:
+                deep = list(ref.compound_prompts_text)
+                vision_deep = [f(p) for f, p in zip(ref.compound_prompt_projections, deep)]
+                image = ref_image(clip_model, images, ref.proj(ref.ctx), vision_deep)
+                text = ref_text(clip_model, full_prompts(ref, ref.ctx), ref.eot, deep)
+            return F.cross_entropy(scale * l2_normalize(image) @ l2_normalize(text).t(), labels)
+
+    return clip_model, {
+        "ours": Variant(ours, ours_params, sgd(ours_params, case.method)),
+        "reference": Variant(reference, ref_params, sgd(ref_params, case.method)),
+    }
+
+
+def inputs(case: Case) -> Tuple[Tensor, Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randn(case.batch, 3, 224, 224, generator=generator)
+    labels = torch.randint(0, case.classes, (case.batch,), generator=generator)
+    return images, labels
+
+
+def step(variant: Variant, images: Tensor, labels: Tensor) -> Tuple[float, float, List[Tensor]]:
+    """(seconds, loss, gradients before the update) of zero_grad, forward, backward, SGD step."""
+    start = time.perf_counter()
+    variant.optimizer.zero_grad()
+    loss = variant.loss(images, labels)
+    loss.backward()
+    grads = [p.grad.clone() for p in variant.params]
+    variant.optimizer.step()
+    return time.perf_counter() - start, loss.item(), grads
+
+
+def image_floor(clip_model: CLIP, images: Tensor) -> float:
+    start = time.perf_counter()
+    with torch.no_grad():
+        clip_model.encode_image(images)
+    return time.perf_counter() - start
+
+
+# --- peak memory in a subprocess -------------------------------------------------------------
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_child(case_name: str, variant_name: str, depth: int, batch: int, classes: int) -> None:
+    case = CASES[case_name]
+    case = Case(case.method, classes, batch, case.speedup_target, case.memory_target)
+    _, variants = build_variants(case, depth)
+    variant = variants[variant_name]
+    images, labels = inputs(case)
+    step(variant, images, labels)  # warm-up: optimizer state, allocator, kernels
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM (the peak RSS) to the current RSS
+    before = _status_kb("VmRSS")
+    step(variant, images, labels)
+    print(json.dumps({"peak_mb": (_status_kb("VmHWM") - before) / 1024}))
+
+
+def peak_memory_mb(case_name: str, variant: str, depth: int, case: Case, threads: int) -> float:
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", case_name, variant,
+           "--depth", str(depth), "--batch", str(case.batch), "--classes", str(case.classes),
+           "--threads", str(threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_mb"]
+
+
+# --- main ----------------------------------------------------------------------------------
+
+def rel_diff(a: Tensor, b: Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+def run_case(name: str, case: Case, depth: int, repeats: int, memory: bool, threads: int) -> dict:
+    clip_model, variants = build_variants(case, depth)
+    images, labels = inputs(case)
+    first: Dict[str, Tuple[float, List[Tensor]]] = {}
+    times: Dict[str, List[float]] = {"ours": [], "reference": []}
+    floors = []
+    for r in range(repeats + 1):  # round 0: warm-up, compared, not timed
+        for variant_name, variant in variants.items():
+            seconds, loss, grads = step(variant, images, labels)
+            if r == 0:
+                first[variant_name] = (loss, grads)
+            else:
+                times[variant_name].append(seconds)
+        if r > 0 and case.method == "coop":
+            floors.append(image_floor(clip_model, images))
+    (loss_ours, grads_ours), (loss_ref, grads_ref) = first["ours"], first["reference"]
+    result = {
+        "name": name, "case": case,
+        "ours": statistics.median(times["ours"]), "reference": statistics.median(times["reference"]),
+        "loss_diff": abs(loss_ours - loss_ref) / abs(loss_ref),
+        "grad_diff": max(rel_diff(a, b) for a, b in zip(grads_ours, grads_ref)),
+        "floor": statistics.median(floors) if floors else None,
+    }
+    result["speedup"] = result["reference"] / result["ours"]
+    if memory:
+        result["mem_ours"] = peak_memory_mb(name, "ours", depth, case, threads)
+        result["mem_ref"] = peak_memory_mb(name, "reference", depth, case, threads)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default=DEFAULT_CASES, help=f"comma-separated, from {list(CASES)}")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 2 blocks per tower, a quarter of the classes and batch, 1 repeat")
+    parser.add_argument("--repeats", type=int, default=3, help="timed steps per variant (median)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--memory-all", action="store_true", help="peak memory for every case, not only CoCoOp")
+    parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
+    parser.add_argument("--depth", type=int, default=12, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--classes", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(*args.memory_child, args.depth, args.batch, args.classes)
+        return
+
+    depth = 2 if args.quick else 12
+    repeats = 1 if args.quick else args.repeats
+    print(f"Training step, random ViT-B/16-shaped CLIP ({depth} blocks per tower{' [--quick]' if args.quick else ''}), "
+          f"fp32 CPU, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}, "
+          f"median of {repeats} interleaved steps")
+    results = []
+    for name in args.cases.split(","):
+        case = CASES[name]
+        if args.quick:
+            case = Case(case.method, max(2, case.classes // 4), max(1, case.batch // 4),
+                        case.speedup_target, case.memory_target)
+        memory = args.memory_all or case.memory_target is not None
+        result = run_case(name, case, depth, repeats, memory, args.threads or torch.get_num_threads())
+        results.append(result)
+        print(f"  {name}: reference {result['reference']:.2f} s, ours {result['ours']:.2f} s", flush=True)
+
+    print()
+    print(f"{'case':<13} {'classes':>7} {'batch':>5} {'reference s':>11} {'ours s':>7} {'speed-up':>8} "
+          f"{'target':>6} {'loss rel diff':>13} {'grad rel diff':>13}  {'peak MB ref / ours (ratio, target)'}")
+    for r in results:
+        case = r["case"]
+        met = "ok" if r["speedup"] >= case.speedup_target else "MISSED"
+        memory = ""
+        if "mem_ours" in r:
+            ratio = r["mem_ref"] / r["mem_ours"]
+            target = f", >= {case.memory_target:g}x {'ok' if ratio >= case.memory_target else 'MISSED'}" \
+                if case.memory_target else ""
+            memory = f"{r['mem_ref']:.0f} / {r['mem_ours']:.0f} ({ratio:.1f}x{target})"
+        print(f"{r['name']:<13} {case.classes:>7} {case.batch:>5} {r['reference']:>11.2f} {r['ours']:>7.2f} "
+              f"{r['speedup']:>7.2f}x {case.speedup_target:>5g}x {r['loss_diff']:>13.1e} {r['grad_diff']:>13.1e}  "
+              f"{memory}  [{met}]")
+    floors = [r for r in results if r["floor"] is not None]
+    if floors:
+        print()
+        print("CoOp: the frozen image tower alone (forward, no grad) takes a fixed share of every step:")
+        for r in floors:
+            print(f"  {r['name']}: image floor {r['floor']:.2f} s -> largest possible speed-up "
+                  f"{r['reference'] / r['floor']:.2f}x; text part: reference {r['reference'] - r['floor']:.2f} s, "
+                  f"ours {max(r['ours'] - r['floor'], 0.0):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
