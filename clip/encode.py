@@ -37,8 +37,11 @@ def encode_text(model: nn.Module, prompt: TextPrompt, shared_prefix: Optional[bo
     from the first sequence of each group, so gradients are exact for whatever the sequences share
     (a context expanded over classes), while the gradient w.r.t. `prompt.embeddings` itself lands
     on that first sequence. Sequences that merely hold equal values of distinct trainable tensors
-    (e.g. class-specific contexts initialised alike) need shared_prefix=False.
+    (e.g. class-specific contexts initialised alike) need shared_prefix=False; when the argument
+    is None, `prompt.shared_prefix` decides.
     """
+    if shared_prefix is None:
+        shared_prefix = prompt.shared_prefix
     emb, prefix, eot = _checked(prompt)
     groups, n_seq = emb.shape[:2]
     n_blocks = len(model.transformer.resblocks)

@@ -28,6 +28,9 @@ class TextPrompt:
     deep: deep[k] replaces positions [deep_start, deep_start + n) of the input of block k + 1
         (k = 0 .. J-2); each entry is (n, width) for all sequences or (G, n, width) per group.
         Deep tokens get no positional embedding (MaPLe, IVLP, SAP).
+    shared_prefix: the encoder's choice of path when its caller does not force one. None detects
+        the shared prefix from equal values; False says the sequences hold distinct trainable
+        tensors (class-specific contexts), whose equal values must not be merged into one copy.
 
     Output of the encoder: (N, embed_dim), or (G, N, embed_dim) when there are groups.
     """
@@ -37,6 +40,7 @@ class TextPrompt:
     prefix: Optional[Tensor] = None
     deep: Sequence[Tensor] = ()
     deep_start: int = 1
+    shared_prefix: Optional[bool] = None
 
 
 @dataclass

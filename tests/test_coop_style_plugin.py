@@ -15,7 +15,6 @@ import textwrap
 
 import pytest
 
-from fixtures.trainer_fixtures import *  # noqa: F401,F403  (until tests/conftest.py imports them)
 from fixtures.trainer_fixtures import repo_path, run_train
 
 TRAINER_NAME = "CoOpStylePluginTest"

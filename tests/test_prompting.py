@@ -79,6 +79,21 @@ def test_class_specific_context(tiny_vit):
         assert torch.equal(full[i, 3 + name_len:5 + name_len], init.vectors[i, 2:])
 
 
+def test_class_specific_contexts_with_equal_values_keep_their_own_gradients(tiny_vit):
+    """Equal values are not shared parameters: each class's context gets its own gradient."""
+    prompts = ClassPrompts(tiny_vit, ["cat", "dog", "sea lion"], n_ctx=4, prefix="X X X X")
+    shared_init = random_context(4, prompts.token_prefix.shape[-1], torch.float32).vectors
+    ctx = shared_init.expand(3, -1, -1).clone().requires_grad_(True)
+    features = encode_text(tiny_vit, prompts.prompt(ctx))
+    (grad,) = torch.autograd.grad(features.square().sum(), ctx)
+    ref_ctx = ctx.detach().clone().requires_grad_(True)
+    ref = encode_text(tiny_vit, TextPrompt(prompts.assemble(ref_ctx), prompts.eot), shared_prefix=False)
+    (ref_grad,) = torch.autograd.grad(ref.square().sum(), ref_ctx)
+    torch.testing.assert_close(features, ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-7)
+    assert all(grad[i].abs().sum() > 0 for i in range(3))
+
+
 def test_unknown_position_raises(tiny_vit):
     with pytest.raises(ValueError, match="class token position"):
         ClassPrompts(tiny_vit, NAMES, 4, "X X X X", "start")

@@ -8,7 +8,6 @@ import re
 import pytest
 import torch
 
-from fixtures.trainer_fixtures import *  # noqa: F401,F403  (until tests/conftest.py imports them)
 from fixtures.trainer_fixtures import COOP_EPOCHS, repo_path, run_train
 
 TRAIN_LINE = re.compile(

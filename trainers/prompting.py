@@ -152,5 +152,11 @@ class ClassPrompts(nn.Module):
         return prompts
 
     def prompt(self, ctx: Tensor) -> TextPrompt:
-        """The encoder input for `ctx`, cut after the last EOT (see `assemble` for shapes)."""
-        return TextPrompt(embeddings=self.assemble(ctx, self.length), eot=self.eot)
+        """The encoder input for `ctx`, cut after the last EOT (see `assemble` for shapes).
+
+        Class-specific contexts are distinct parameters even where their values coincide (e.g.
+        right after a shared initialisation), so they are never encoded as one shared prefix.
+        """
+        class_specific = ctx.dim() >= 3 and ctx.shape[-3] > 1
+        return TextPrompt(embeddings=self.assemble(ctx, self.length), eot=self.eot,
+                          shared_prefix=False if class_specific else None)
