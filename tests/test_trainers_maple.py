@@ -198,7 +198,8 @@ def test_shipped_configs(config):
         assert cfg.TRAINER[key.split(".")[0]][key.split(".")[1]] == value, key
 
 
-SCRIPT_VAR = re.compile(r"^(TRAINER|CFG|LOADEP)=(\S+)$", re.M)
+# The scripts call scripts/lib/run.sh: `base2new_train TRAINER CFG "$@"`, `xd_test TRAINER CFG LOADEP "$@"`, ...
+SCRIPT_CALL = re.compile(r'^(?:base2new_train|base2new_test|xd_train|xd_test|reproduce|reproduce_xd) (.+) "\$@"$', re.M)
 
 
 @pytest.mark.parametrize("folder", ["maple", "independent-vlp", "language-prompting", "vpt"])
@@ -209,8 +210,9 @@ def test_scripts_name_existing_configs_and_saved_epochs(folder):
     for script in scripts:
         with open(os.path.join(REPO, "scripts", folder, script)) as f:
             text = f.read()
-        values = dict(SCRIPT_VAR.findall(text))
-        assert "DATA=${DATA:?" in text
+        (call,) = SCRIPT_CALL.findall(text)
+        values = dict(zip(("TRAINER", "CFG", "LOADEP"), call.split()))
+        assert 'source "$(dirname "$0")/../lib/run.sh"' in text  # which checks DATA (tests/test_scripts.py)
         path = os.path.join(REPO, "configs", "trainers", values["TRAINER"], values["CFG"] + ".yaml")
         assert os.path.isfile(path), script
         if "LOADEP" in values and not script.startswith("reproduce"):

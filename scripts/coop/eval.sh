@@ -5,11 +5,10 @@
 # The models are read from output/imagenet/CoOp/<CFG>_16shots/nctx16_cscFalse_ctpend/seed<S>,
 # epoch 50 (where scripts/coop/main.sh imagenet <CFG> end 16 16 False writes them; the released
 # CoOp weights go there too). Re-running writes a new timestamped log next to the old one.
-set -e
-DATA=${DATA:?set DATA to your datasets folder}
-DATA=$(realpath "$DATA")
-cd "$(dirname "$0")/../.."
-PYTHON=${PYTHON:-python}
+source "$(dirname "$0")/../lib/run.sh"
+RUN_STYLE=coop
+require_data
+enter_repo
 
 TRAINER=CoOp
 SHOTS=16
@@ -22,16 +21,10 @@ CFG=$2
 
 for SEED in 1 2 3
 do
-    $PYTHON train.py \
-        --root "${DATA}" \
-        --seed ${SEED} \
-        --trainer ${TRAINER} \
-        --dataset-config-file configs/datasets/${DATASET}.yaml \
-        --config-file configs/trainers/${TRAINER}/${CFG}.yaml \
-        --output-dir output/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/${DATASET}/seed${SEED} \
-        --model-dir output/imagenet/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED} \
-        --load-epoch 50 \
-        --eval-only \
+    eval_py "${SEED}" \
+        "output/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/${DATASET}/seed${SEED}" \
+        "output/imagenet/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED}" \
+        50 \
         TRAINER.COOP.N_CTX ${NCTX} \
         TRAINER.COOP.CSC ${CSC} \
         TRAINER.COOP.CLASS_TOKEN_POSITION ${CTP}

@@ -3,11 +3,10 @@
 #   e.g. bash scripts/coop/main.sh caltech101 rn50_ep50 end 16 1 False
 # DATASET: configs/datasets/<DATASET>.yaml; CFG: configs/trainers/CoOp/<CFG>.yaml;
 # CTP: class token position (end, middle or front); NCTX: context length; CSC: class-specific context.
-set -e
-DATA=${DATA:?set DATA to your datasets folder}
-DATA=$(realpath "$DATA")
-cd "$(dirname "$0")/../.."  # outputs go to the repository's output/, as when run from its root
-PYTHON=${PYTHON:-python}
+source "$(dirname "$0")/../lib/run.sh"
+RUN_STYLE=coop
+require_data
+enter_repo  # outputs go to the repository's output/, as when run from its root
 
 TRAINER=CoOp
 DATASET=$1
@@ -20,16 +19,8 @@ CSC=$6
 for SEED in 1 2 3
 do
     DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED}
-    if [ -d "$DIR" ]; then
-        echo "Oops! The results exist at ${DIR} (so skip this job)"
-    else
-        $PYTHON train.py \
-            --root "${DATA}" \
-            --seed ${SEED} \
-            --trainer ${TRAINER} \
-            --dataset-config-file configs/datasets/${DATASET}.yaml \
-            --config-file configs/trainers/${TRAINER}/${CFG}.yaml \
-            --output-dir ${DIR} \
+    if ! skip_existing "${DIR}"; then
+        train_py "${SEED}" "${DIR}" \
             TRAINER.COOP.N_CTX ${NCTX} \
             TRAINER.COOP.CSC ${CSC} \
             TRAINER.COOP.CLASS_TOKEN_POSITION ${CTP} \

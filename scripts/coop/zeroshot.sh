@@ -2,11 +2,10 @@
 # Zero-shot CLIP with the dataset's hand-written template: bash scripts/coop/zeroshot.sh DATASET CFG
 #   e.g. bash scripts/coop/zeroshot.sh caltech101 rn50   (CFG picks the backbone: configs/trainers/CoOp/<CFG>.yaml)
 # For prompt ensembling use TRAINER=ZeroshotCLIP2 bash scripts/coop/zeroshot.sh ...
-set -e
-DATA=${DATA:?set DATA to your datasets folder}
-DATA=$(realpath "$DATA")
-cd "$(dirname "$0")/../.."
-PYTHON=${PYTHON:-python}
+source "$(dirname "$0")/../lib/run.sh"
+RUN_STYLE=coop
+require_data
+enter_repo
 
 TRAINER=${TRAINER:-ZeroshotCLIP}
 DATASET=$1

@@ -3,30 +3,5 @@
 # Cross-dataset / domain generalisation, step 1: train deep vision prompting (VPT) on all classes (16 shots).
 # DATA (the folder holding the datasets) is read from the environment.
 # Outputs go to output/ in the repository root, wherever the script is run from.
-set -e
-DATA=${DATA:?set DATA to the folder holding the datasets}
-DATA=$(realpath "$DATA")
-cd "$(dirname "$0")/../.."
-PYTHON=${PYTHON:-python}
-
-TRAINER=VPT
-CFG=vit_b16_c2_ep5_batch4_4
-SHOTS=16
-
-DATASET=${1:?usage: $0 DATASET SEED}
-SEED=${2:?usage: $0 DATASET SEED}
-
-DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/seed${SEED}
-if [ -d "${DIR}" ]; then
-    echo "Oops! The results exist at ${DIR} (so skip this job)"
-    exit 0
-fi
-
-$PYTHON train.py \
-    --root "${DATA}" \
-    --seed "${SEED}" \
-    --trainer ${TRAINER} \
-    --dataset-config-file configs/datasets/${DATASET}.yaml \
-    --config-file configs/trainers/${TRAINER}/${CFG}.yaml \
-    --output-dir "${DIR}" \
-    DATASET.NUM_SHOTS ${SHOTS}
+source "$(dirname "$0")/../lib/run.sh"
+xd_train VPT vit_b16_c2_ep5_batch4_4 "$@"
