@@ -136,6 +136,10 @@ def reference_test(trainer) -> float:
     return list(trainer.evaluator.evaluate().values())[0]
 
 
+def cache_lines(text: str) -> List[str]:
+    return [line for line in text.splitlines() if "Image feature cache" in line]
+
+
 def timed(fn: Callable) -> Tuple[float, float, str]:
     start = time.perf_counter()
     accuracy, text = quietly(fn)
@@ -178,20 +182,22 @@ def main() -> None:
             outputs.clear()
             seconds, accuracy, text = timed(fn)
             results[label] = torch.cat(outputs)
-            rows.append((label, seconds, accuracy, [line for line in text.splitlines() if "Image feature cache" in line]))
+            rows.append((label, seconds, accuracy, cache_lines(text)))
 
-        other, _ = quietly(lambda: build_trainer(make_cfg(args.data_dir, weights, cache_dir, seed=2, workers=args.workers)))
+        other_cfg = make_cfg(args.data_dir, weights, cache_dir, seed=2, workers=args.workers)
+        other, _ = quietly(lambda: build_trainer(other_cfg))
         # The same learned context (as --eval-only of the same run would load), so outputs compare.
         other.model.prompt_learner.load_state_dict(trainer.model.prompt_learner.state_dict())
         other_outputs = capture_outputs(other)
         clip_module._DIGESTS.clear()  # as in a new process: the weights file is hashed again
         seconds, accuracy, text = timed(other.test)
         results["ours, new trainer"] = torch.cat(other_outputs)
-        rows.append(("ours, new trainer", seconds, accuracy, [line for line in text.splitlines() if "Image feature cache" in line]))
+        rows.append(("ours, new trainer", seconds, accuracy, cache_lines(text)))
 
     first = rows[1][1]
     reference = results["reference-style"]
-    print(f"{'pass':<18} {'seconds':>8} {'vs reference':>12} {'of 1st pass':>11} {'accuracy':>8} {'max |logit diff|':>16}")
+    print(f"{'pass':<18} {'seconds':>8} {'vs reference':>12} {'of 1st pass':>11} {'accuracy':>8} "
+          f"{'max |logit diff|':>16}")
     for label, seconds, accuracy, _ in rows:
         diff = (results[label] - reference).abs().max().item()
         print(f"{label:<18} {seconds:8.2f} {rows[0][1] / seconds:11.2f}x {100 * seconds / first:10.2f}% "

@@ -25,11 +25,10 @@ import os
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
 from typing import Any, Iterator, Optional, Protocol, Sequence
 
-import PIL
 import torch
-import torchvision
 from torch import Tensor
 from tqdm import tqdm
 from yacs.config import CfgNode
@@ -95,7 +94,9 @@ def describe_transform(transform: Any) -> Optional[str]:
 
 def software_versions() -> str:
     """Decoding, resizing and the towers' kernels may change with these."""
-    return f"format {CACHE_FORMAT}; torch {torch.__version__}; torchvision {torchvision.__version__}; Pillow {PIL.__version__}"
+    # Package metadata, not imports: importing torchvision here would slow down `import trainers`.
+    return f"format {CACHE_FORMAT}; torch {torch.__version__}; torchvision {version('torchvision')}; " \
+           f"Pillow {version('pillow')}"
 
 
 @dataclass(frozen=True)
