@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 import clip
 from clip.clip import load_state_dict_file
-from clip.model import CLIP, LayerNorm, attention, build_model, causal_mask, convert_weights, infer_config
+from clip.model import CLIP, LayerNorm, attention, build_model, causal_mask, infer_config
 from clip.prompts import VisionPrompt
 
 # OpenAI's released models: CLIP(...) arguments (text heads = width // 64) and parameter counts.

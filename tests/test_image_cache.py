@@ -103,7 +103,7 @@ def test_corrupt_or_mismatched_file_is_ignored(tmp_path, capsys, content):
             f.write(content)
     capsys.readouterr()
     assert store.load(key) is None
-    assert f"Image feature cache: ignoring" in capsys.readouterr().out
+    assert "Image feature cache: ignoring" in capsys.readouterr().out
 
 
 # --- the key ---------------------------------------------------------------------------------

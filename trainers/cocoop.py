@@ -7,6 +7,7 @@ from typing import ClassVar, Optional, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from yacs.config import CfgNode
 from yacs.config import CfgNode as CN
 
 from clip.encode import encode_text

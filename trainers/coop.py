@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from torch import Tensor, nn
+from yacs.config import CfgNode
 from yacs.config import CfgNode as CN
 
 from clip.model import CLIP

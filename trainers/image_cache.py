@@ -276,3 +276,20 @@ def _batches(features: Tensor, labels: Tensor, batch_size: int,
     for start in range(0, features.shape[0], batch_size):
         end = start + batch_size
         yield features[start:end].to(device), labels[start:end].to(device)
+
+
+class FrozenClipHeadMixin(ImageFeatureCacheMixin):
+    """A trainer that is itself the frozen-image model: a head over `self.clip_model`'s image tower
+    (zero-shot classifiers, the linear probe). It defines `forward_features`."""
+
+    clip_model: Any
+
+    def frozen_image_model(self) -> FrozenImageModel:
+        return self  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.clip_model.dtype
+
+    def encode_image(self, image: Tensor) -> Tensor:
+        return self.clip_model.encode_image(image)

@@ -25,7 +25,7 @@ from yacs.config import CfgNode as CN
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 
 from .common import build_clip
-from .image_cache import FrozenImageModel, ImageFeatureCacheMixin
+from .image_cache import FrozenClipHeadMixin
 
 C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 SHOTS = (1, 2, 4, 8, 16)
@@ -188,7 +188,7 @@ def to_linear(classifier, layer: nn.Linear) -> None:
 
 
 @TRAINER_REGISTRY.register()
-class LinearProbeCLIP(ImageFeatureCacheMixin, TrainerX):
+class LinearProbeCLIP(FrozenClipHeadMixin, TrainerX):
     """Logistic regression on frozen CLIP features of the (few-shot) train split, C searched on val.
 
     One "epoch": features with the test transform, the C search on the val split (C = 1 without
@@ -234,17 +234,6 @@ class LinearProbeCLIP(ImageFeatureCacheMixin, TrainerX):
         print(f"Train acc: {accuracy(classifier, train):.2f}% ({len(train[1])} images)")
         to_linear(classifier, self.classifier)
 
-    # The trainer is its own frozen-image model (trainers/image_cache.py): test-time image features
-    # are cached.
-    def frozen_image_model(self) -> FrozenImageModel:
-        return self
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.clip_model.dtype
-
-    def encode_image(self, image: Tensor) -> Tensor:
-        return self.clip_model.encode_image(image)
 
     def forward_features(self, image_features: Tensor) -> Tensor:
         return self.classifier(image_features.float())

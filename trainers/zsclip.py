@@ -12,7 +12,7 @@ from dassl.engine import TRAINER_REGISTRY, TrainerX
 from datasets.templates import IMAGENET_TEMPLATES_SELECT, template_for
 
 from .common import build_clip, l2_normalize
-from .image_cache import FrozenImageModel, ImageFeatureCacheMixin
+from .image_cache import FrozenClipHeadMixin
 from .prompting import clean_classname
 
 
@@ -33,7 +33,7 @@ def class_text_features(clip_model: CLIP, classnames: Sequence[str], templates: 
 
 
 @TRAINER_REGISTRY.register()
-class ZeroshotCLIP(ImageFeatureCacheMixin, TrainerX):
+class ZeroshotCLIP(FrozenClipHeadMixin, TrainerX):
     """CLIP with the dataset's template (CUSTOM_TEMPLATES[DATASET.NAME]); use with --eval-only."""
 
     def templates(self) -> list[str]:
@@ -52,17 +52,6 @@ class ZeroshotCLIP(ImageFeatureCacheMixin, TrainerX):
         self.text_features = class_text_features(clip_model, classnames, templates)
         self.clip_model = clip_model
 
-    # The trainer is its own frozen-image model (trainers/image_cache.py): test-time image features
-    # are cached.
-    def frozen_image_model(self) -> FrozenImageModel:
-        return self
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.clip_model.dtype
-
-    def encode_image(self, image: Tensor) -> Tensor:
-        return self.clip_model.encode_image(image)
 
     def forward_features(self, image_features: Tensor) -> Tensor:
         return self.clip_model.logit_scale.exp() * l2_normalize(image_features) @ self.text_features.t()
