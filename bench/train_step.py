@@ -13,22 +13,25 @@ gradients are compared. Steps are interleaved (ours, reference, ours, ...) and t
 --repeats is reported. "image floor" is the frozen image tower alone (forward, no grad): a CoOp
 step can never be faster than that, which bounds the CoOp speed-up at (reference / floor).
 
-Peak memory (CoCoOp; --memory-all: every case): each variant runs in a fresh subprocess; after a
-warm-up step the peak resident set size is reset (Linux /proc/self/clear_refs, "5"), one step runs
-and the reported value is VmHWM minus the RSS before that step, i.e. the extra memory the step
-itself touches (activations kept for backward, temporaries, gradients). CoCoOp is measured at
-batch 1, 2, 4: the reference keeps every image's n_cls x 77 text graph (GBs per image), so a size
-whose predicted peak (linear in the batch) does not fit in the available memory is skipped and
-said so rather than risking the machine's OOM killer.
+Peak memory (CoCoOp; --memory-all: every case): each variant runs in a fresh subprocess (glibc
+told to mmap every block above 64 KB, so freed memory leaves the process); after a warm-up step
+the freed heap is returned to the OS (malloc_trim) and the peak resident set size is reset (Linux
+/proc/self/clear_refs, "5"); one step runs and the reported value is VmHWM minus the RSS before
+that step, i.e. the extra memory the step itself needs (activations kept for backward,
+temporaries, gradients), as the OS counts it. CoCoOp is measured at batch 1, 2, 4: the reference
+keeps every image's n_cls x 77 text graph (GBs per image), so a size whose predicted peak (linear
+in the batch) does not fit in the available memory is skipped and said so rather than risking the
+machine's OOM killer.
 
-    python bench/train_step.py [--quick] [--cases coop-100,coop-397,maple-100,cocoop-100]
-                               [--repeats 3] [--threads N] [--memory-all]
+    python bench/train_step.py [--quick] [--repeats 3] [--threads N] [--memory-all]
+                               [--cases coop-100,coop-397,maple-100,maple-100-b4,cocoop-100]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import copy
+import ctypes
 import gc
 import io
 import json
@@ -262,13 +265,19 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def release_free_memory() -> None:
+    """Collect garbage and hand the allocator's free heap back to the OS (glibc)."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def memory_child(case_name: str, variant_name: str, depth: int, batch: int, classes: int) -> None:
     case = replace(CASES[case_name], classes=classes, batch=batch)
     _, variants = build_variants(case, depth)
     variant = variants[variant_name]
     images, labels = inputs(case)
     step(variant, images, labels)  # warm-up: optimizer state, allocator, kernels
-    gc.collect()
+    release_free_memory()  # else memory freed by the warm-up but kept by malloc would go uncounted
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM (the peak RSS) to the current RSS
     before = _status_kb("VmRSS")
@@ -276,12 +285,19 @@ def memory_child(case_name: str, variant_name: str, depth: int, batch: int, clas
     print(json.dumps({"peak_mb": (_status_kb("VmHWM") - before) / 1024}))
 
 
-def peak_memory_mb(case_name: str, variant: str, depth: int, case: Case, threads: int) -> float:
+def peak_memory_mb(case_name: str, variant: str, depth: int, case: Case, threads: int) -> Optional[float]:
+    """The child's peak MB, or None when it died (e.g. killed by the kernel's OOM killer)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", case_name, variant,
            "--depth", str(depth), "--batch", str(case.batch), "--classes", str(case.classes),
            "--threads", str(threads)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["peak_mb"]
+    # Without a fixed threshold glibc raises it after large frees and keeps later blocks in its heap.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        print(f"  memory child {case_name}/{variant} batch {case.batch} exited with {done.returncode}: "
+              f"{(done.stderr.strip().splitlines() or ['killed'])[-1]}", flush=True)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
 def available_mb() -> float:
@@ -294,7 +310,8 @@ def available_mb() -> float:
 
 def memory_rows(name: str, case: Case, depth: int, threads: int) -> List[dict]:
     """Peak MB of both variants at each batch size (1, 2, 4, ... up to case.batch for a memory
-    target, else case.batch only); "reference" is None where it was skipped as too large."""
+    target, else case.batch only). A value is None where its child died; "skipped" says the
+    reference was not run because its predicted peak would not fit in the available memory."""
     sizes = [case.batch]
     if case.memory_target is not None:
         sizes = sorted({min(2 ** k, case.batch) for k in range(case.batch.bit_length() + 1)})
@@ -302,11 +319,12 @@ def memory_rows(name: str, case: Case, depth: int, threads: int) -> List[dict]:
     for batch in sizes:
         sized = replace(case, batch=batch)
         row = {"batch": batch, "ours": peak_memory_mb(name, "ours", depth, sized, threads),
-               "reference": None, "predicted": None, "available": available_mb()}
+               "reference": None, "skipped": False, "predicted": None, "available": available_mb()}
         last = next((r for r in reversed(rows) if r["reference"] is not None), None)
         if last is not None:
             row["predicted"] = last["reference"] * batch / last["batch"]
-        if row["predicted"] is None or row["predicted"] * 1.25 + 2048 < row["available"]:
+        row["skipped"] = row["predicted"] is not None and row["predicted"] * 1.25 + 2048 >= row["available"]
+        if not row["skipped"]:
             row["reference"] = peak_memory_mb(name, "reference", depth, sized, threads)
         rows.append(row)
     return rows
@@ -343,7 +361,7 @@ def run_case(name: str, case: Case, depth: int, repeats: int, memory: bool, thre
     }
     result["speedup"] = result["reference"] / result["ours"]
     del clip_model, variants, first
-    gc.collect()  # the memory subprocesses should not share the machine with this process's tensors
+    release_free_memory()  # the memory subprocesses need the machine's memory, not this process
     result["memory"] = memory_rows(name, case, depth, threads) if memory else []
     return result
 
@@ -399,11 +417,15 @@ def main() -> None:
         for r in measured:
             target = r["case"].memory_target
             for row in r["memory"]:
-                if row["reference"] is None:
-                    print(f"{r['name']:<13} {row['batch']:>5} {'skipped':>10} {row['ours']:>8.0f} {'':>7}  "
-                          f"(reference predicted ~{row['predicted']:,.0f} MB, {row['available']:,.0f} MB available)")
+                ours = "died" if row["ours"] is None else f"{row['ours']:.0f}"
+                if row["reference"] is None or row["ours"] is None:
+                    reference = "skipped" if row["skipped"] else ("died" if row["reference"] is None
+                                                                  else f"{row['reference']:.0f}")
+                    why = (f"  (reference predicted ~{row['predicted']:,.0f} MB, {row['available']:,.0f} MB "
+                           "available)" if row["skipped"] else "")
+                    print(f"{r['name']:<13} {row['batch']:>5} {reference:>10} {ours:>8} {'':>7}{why}")
                     continue
-                ratio = row["reference"] / row["ours"]
+                ratio = row["reference"] / max(row["ours"], 1.0)
                 verdict = "" if target is None else f">= {target:g}x {'ok' if ratio >= target else 'MISSED'}"
                 print(f"{r['name']:<13} {row['batch']:>5} {row['reference']:>10.0f} {row['ours']:>8.0f} "
                       f"{ratio:>6.1f}x  {verdict}")

@@ -140,14 +140,15 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
         prec = cfg.TRAINER[self.config_node].PREC
         assert prec in PRECISIONS, f"TRAINER.{self.config_node}.PREC must be one of {PRECISIONS}, got {prec!r}"
 
-    def requested_precision(self) -> str:
+    @classmethod
+    def requested_precision(cls, cfg: CfgNode) -> str:
         """The precision asked for: TRAINER.<config_node>.PREC (VPT overrides: always fp32)."""
-        return self.cfg.TRAINER[self.config_node].PREC
+        return cfg.TRAINER[cls.config_node].PREC
 
     def build_model(self) -> None:
         cfg = self.cfg
         classnames = self.dm.dataset.classnames
-        clip_model, self.precision = build_clip(cfg, self.requested_precision(), self.device)
+        clip_model, self.precision = build_clip(cfg, self.requested_precision(cfg), self.device)
 
         print("Building custom CLIP")
         self.model = self.build_custom_clip(cfg, classnames, clip_model)

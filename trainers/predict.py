@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import types
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -86,9 +85,7 @@ def build_predictor(cfg, trainer_name: str, classnames: list[str], model_dir: st
     trainer = TRAINER_REGISTRY.get(trainer_name)
     if not issubclass(trainer, PromptTrainer):
         raise SystemExit(f"error: {trainer_name} is not a prompt-learning trainer (trainers.base.PromptTrainer)")
-    # requested_precision only reads cfg and config_node; no trainer (and no dataset) is built here.
-    prec = trainer.requested_precision(types.SimpleNamespace(cfg=cfg, config_node=trainer.config_node))
-    clip_model, _ = build_clip(cfg, prec, device)
+    clip_model, _ = build_clip(cfg, trainer.requested_precision(cfg), device)
     model = trainer.build_custom_clip(cfg, classnames, clip_model)
     module = trainer.registered_module(model)
     model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"

@@ -82,9 +82,10 @@ class VPT(DeepPromptTrainer):
         if cfg.TRAINER.VPT.N_CTX_VISION < 1:
             raise ValueError("TRAINER.VPT.N_CTX_VISION must be >= 1")
 
-    def requested_precision(self) -> str:
-        if self.cfg.TRAINER.VPT.PREC != "fp32":
-            print(f"TRAINER.VPT.PREC ({self.cfg.TRAINER.VPT.PREC}) is ignored: VPT runs CLIP in fp32, as the reference")
+    @classmethod
+    def requested_precision(cls, cfg: CfgNode) -> str:
+        if cfg.TRAINER.VPT.PREC != "fp32":
+            print(f"TRAINER.VPT.PREC ({cfg.TRAINER.VPT.PREC}) is ignored: VPT runs CLIP in fp32, as the reference")
         return "fp32"
 
     @classmethod
