@@ -1,4 +1,5 @@
 """clip/model.py: architectures, weights conversion, parity with open_clip, truncation, vision prompts."""
+import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
@@ -56,7 +57,6 @@ def test_openai_architectures_on_meta(name):
     if name == "ViT-L/14@336px":  # one forward pass (meta ops are slow): patch 14 at 336 px fits
         assert model.encode_image(torch.empty(2, 3, res, res, device="meta")).shape == (2, embed)
 
-    open_clip = pytest.importorskip("open_clip")
     with torch.device("meta"):
         cfg = open_clip.get_model_config(OPEN_CLIP_NAMES.get(name, name))
         theirs = open_clip.model.CLIP(**cfg, quick_gelu=True).state_dict()
@@ -120,7 +120,6 @@ def test_state_dict_round_trip_and_convert_weights(arch, tiny_vit_path, tiny_rn_
 
 @pytest.mark.parametrize("arch", ["vit", "rn"])
 def test_features_equal_open_clip(arch, tiny_vit_path, tiny_rn_path):
-    open_clip = pytest.importorskip("open_clip")
     sd = load_state_dict_file(tiny_vit_path if arch == "vit" else tiny_rn_path)
     ours = build_model(sd).float()
     theirs = open_clip.model.build_model_from_openai_state_dict(dict(sd), cast_dtype=None).float().eval()

@@ -13,7 +13,7 @@ import train
 from clip.encode import encode_text
 from clip.model import CLIP, convert_weights
 from dassl.config import get_cfg_default
-from trainers import deep_prompts
+from trainers import base
 from trainers.base import load_registered_state
 from trainers.common import freeze_except
 from trainers.deep_prompts import reference_clip_keys
@@ -300,8 +300,8 @@ def test_language_only_ivlp_leaves_the_image_tower_alone(clip3):
 def test_text_features_are_computed_once_per_evaluation(clip3, monkeypatch):
     model = build("MaPLe", clip3, ("dog", "cat"))
     calls = []
-    real = deep_prompts.encode_text
-    monkeypatch.setattr(deep_prompts, "encode_text", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = base.encode_text
+    monkeypatch.setattr(base, "encode_text", lambda *a, **k: calls.append(1) or real(*a, **k))
     image = images()
     model.eval()
     with torch.no_grad():

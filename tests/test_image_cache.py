@@ -297,14 +297,12 @@ def ivlp(data_root, tiny_vit_path):
 def test_text_features_once_per_evaluation(name, request, tmp_path, monkeypatch, capsys):
     """... and the image features of prompted image towers (MaPLe, IVLP) are never cached."""
     import trainers.base
-    import trainers.deep_prompts
 
     cache = tmp_path / "cache"
     trainer = configure(request.getfixturevalue(name), cache)
     calls = []
-    for module in (trainers.base, trainers.deep_prompts):
-        encode = module.encode_text
-        monkeypatch.setattr(module, "encode_text", lambda *a, _encode=encode, **k: calls.append(1) or _encode(*a, **k))
+    encode = trainers.base.encode_text
+    monkeypatch.setattr(trainers.base, "encode_text", lambda *a, **k: calls.append(1) or encode(*a, **k))
     assert len(trainer.test_loader) == 2
     trainer.model.text_cache.clear()  # an earlier test may have left this evaluation's value
     trainer.test()
@@ -313,14 +311,13 @@ def test_text_features_once_per_evaluation(name, request, tmp_path, monkeypatch,
     model = trainer.model
     with torch.no_grad():
         cached = model.text_features()
-        prompts = model.prompts if hasattr(model, "prompts") else model.prompt_learner
-        fresh = l2_normalize(trainers.base.encode_text(model.clip, prompts.text_prompt()))
+        fresh = l2_normalize(trainers.base.encode_text(model.clip, model.prompt_module().text_prompt()))
     assert len(calls) == 2  # text_features() returned the cached value without encoding
     assert torch.equal(cached, fresh)
 
     # Changed prompts (as after an optimizer step): the next evaluation encodes once more.
     with torch.no_grad():
-        next(prompts.parameters()).add_(1e-3)
+        next(model.prompt_module().parameters()).add_(1e-3)
     trainer.test()
     assert len(calls) == 3
     assert (name == "coop") == cache.exists()

@@ -18,6 +18,7 @@ from yacs.config import CfgNode
 
 from clip.encode import encode_text
 from clip.model import CLIP
+from clip.prompts import VisionPrompt
 from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
@@ -58,15 +59,21 @@ class TextFeatureCache:
 
 
 class PromptCLIP(nn.Module):
-    """Frozen CLIP + a prompt learner whose class prompts do not depend on the image.
+    """Frozen CLIP (`clip`) classifying with the prompts of one learned module.
 
-    logits = exp(logit_scale) * norm(image features) @ norm(text features).T. The learner provides
-    `text_prompt() -> TextPrompt`.
+    logits = exp(logit_scale) * norm(image features) @ norm(class text features).T. The module
+    provides `text_prompt() -> TextPrompt`; its text features do not depend on the image, so they
+    are computed once per evaluation (TextFeatureCache). CoOp holds the module as `prompt_learner`
+    and its image tower has no prompts, so test-time image features may be cached
+    (trainers/image_cache.py). Subclasses with image prompts (trainers/deep_prompts.py) override
+    `vision_prompt`.
     """
 
-    def __init__(self, clip_model: CLIP, prompt_learner: nn.Module):
+    prompt_attribute: ClassVar[str] = "prompt_learner"  # the learned module's attribute name
+
+    def __init__(self, clip_model: CLIP, prompt_module: nn.Module):
         super().__init__()
-        self.prompt_learner = prompt_learner
+        setattr(self, self.prompt_attribute, prompt_module)
         self.clip = clip_model
         self.text_cache = TextFeatureCache()
 
@@ -74,20 +81,27 @@ class PromptCLIP(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.clip.dtype
 
-    # The image tower has no prompts: test-time image features may be cached (trainers/image_cache.py).
-    frozen_image_encoder: ClassVar[bool] = True
+    def prompt_module(self) -> nn.Module:
+        return getattr(self, self.prompt_attribute)
+
+    def vision_prompt(self) -> Optional[VisionPrompt]:
+        """The image-tower prompts (None: plain image tower)."""
+        return None
+
+    @property
+    def frozen_image_encoder(self) -> bool:
+        """No prompt reaches the image tower (read by trainers/image_cache.py)."""
+        return self.vision_prompt() is None
 
     def encode_image(self, image: Tensor) -> Tensor:
-        """The frozen image tower's raw output (B, D)."""
-        return self.clip.encode_image(image.type(self.dtype))
-
-    def image_features(self, image: Tensor) -> Tensor:
-        return l2_normalize(self.encode_image(image))
+        """The (prompted) image tower's raw output (B, D)."""
+        return self.clip.encode_image(image, self.vision_prompt())
 
     def text_features(self) -> Tensor:
         """(n_cls, D) normalised; computed once per evaluation (see TextFeatureCache)."""
-        compute = lambda: l2_normalize(encode_text(self.clip, self.prompt_learner.text_prompt()))  # noqa: E731
-        return self.text_cache.get(self.prompt_learner, compute)
+        module = self.prompt_module()
+        compute = lambda: l2_normalize(encode_text(self.clip, module.text_prompt()))  # noqa: E731
+        return self.text_cache.get(module, compute)
 
     def forward_features(self, image_features: Tensor) -> Tensor:
         """Logits from `encode_image`'s output."""

@@ -17,12 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from clip.encode import encode_text
 from clip.model import CLIP, VisionTransformer
 from clip.prompts import TextPrompt, VisionPrompt
 
-from .base import PromptTrainer, TextFeatureCache
-from .common import l2_normalize
+from .base import PromptCLIP, PromptTrainer
 from .prompting import ContextInit, random_context, text_width, word_context
 
 MAX_WORD_INIT_TOKENS = 4  # MaPLe's guard: longer contexts never start from CTX_INIT
@@ -148,44 +146,17 @@ class PromptModule(nn.Module):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
-class PromptedCLIP(nn.Module):
-    """Frozen CLIP (`clip`) with the learned prompts of `prompts` in one or both towers.
+class PromptedCLIP(PromptCLIP):
+    """PromptCLIP whose learned module (`prompts`, a PromptModule) may prompt both towers.
 
-    logits = exp(logit_scale) * norm(image features) @ norm(class text features).T. Text features
-    do not depend on the image: computed once per evaluation (TextFeatureCache). Image features
-    depend on the prompted image tower; only without image prompts (language-only IVLP) may the
-    trainer reuse test-time image features (trainers/image_cache.py).
+    Only without image prompts (language-only IVLP) may the trainer reuse test-time image
+    features (trainers/image_cache.py).
     """
 
-    def __init__(self, clip_model: CLIP, prompts: PromptModule):
-        super().__init__()
-        self.prompts = prompts
-        self.clip = clip_model
-        self.text_cache = TextFeatureCache()
+    prompt_attribute = "prompts"
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.clip.dtype
-
-    @property
-    def frozen_image_encoder(self) -> bool:
-        """No prompt reaches the image tower (read by trainers/image_cache.py)."""
-        return self.prompts.vision_prompt() is None
-
-    def encode_image(self, image: Tensor) -> Tensor:
-        """The (prompted) image tower's raw output (B, D)."""
-        return self.clip.encode_image(image, self.prompts.vision_prompt())
-
-    def text_features(self) -> Tensor:
-        compute = lambda: l2_normalize(encode_text(self.clip, self.prompts.text_prompt()))  # noqa: E731
-        return self.text_cache.get(self.prompts, compute)
-
-    def forward_features(self, image_features: Tensor) -> Tensor:
-        """Logits from `encode_image`'s output."""
-        return self.clip.logit_scale.exp() * l2_normalize(image_features) @ self.text_features().t()
-
-    def forward(self, image: Tensor) -> Tensor:
-        return self.forward_features(self.encode_image(image))
+    def vision_prompt(self) -> Optional[VisionPrompt]:
+        return self.prompts.vision_prompt()
 
 
 class DeepPromptTrainer(PromptTrainer):
