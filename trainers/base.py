@@ -39,13 +39,15 @@ class TextFeatureCache:
     def __init__(self) -> None:
         self._entry: Optional[tuple[tuple, Tensor]] = None
 
-    def get(self, learner: nn.Module, compute: Callable[[], Tensor]) -> Tensor:
-        if learner.training or torch.is_grad_enabled():
+    def get(self, learner: nn.Module | Sequence[nn.Module], compute: Callable[[], Tensor]) -> Tensor:
+        """learner: the module(s) whose tensors the text features depend on."""
+        learners = [learner] if isinstance(learner, nn.Module) else list(learner)
+        if any(m.training for m in learners) or torch.is_grad_enabled():
             self._entry = None
             return compute()
         key = tuple(
             (id(t), t._version, t.device, t.dtype)
-            for t in itertools.chain(learner.parameters(), learner.buffers())
+            for m in learners for t in itertools.chain(m.parameters(), m.buffers())
         )
         entry = self._entry  # one read: DataParallel replicas share this object
         if entry is not None and entry[0] == key:
@@ -111,20 +113,31 @@ class PromptCLIP(nn.Module):
         return self.forward_features(self.encode_image(image))
 
 
-def load_registered_state(module: nn.Module, path: str, drop_keys: Sequence[str], name: str) -> None:
+def load_registered_state(module: nn.Module, path: str, drop_keys: Sequence[str], name: str,
+                          learned_only: bool = False) -> None:
     """Load the checkpoint at `path` into `module` without `drop_keys`, strict=False.
 
     Dropping the class-dependent buffers keeps those built from the current class names, which is
-    what base->new and cross-dataset evaluation rely on.
+    what base->new and cross-dataset evaluation rely on. learned_only: restore only the module's
+    parameters whose shapes match (multi-task learners hold per-task buffers under many keys, and
+    class-specific tensors cannot move to other classes); anything else is reported and skipped.
     """
     checkpoint = load_checkpoint(path)
     state_dict = checkpoint["state_dict"]
     for key in drop_keys:
         state_dict.pop(key, None)
+    mismatched: list[str] = []
+    if learned_only:
+        params = dict(module.named_parameters())
+        mismatched = [k for k, v in state_dict.items() if k in params and params[k].shape != v.shape]
+        if mismatched:
+            print(f"Note: {path}: shapes of {mismatched} do not fit these classes (kept as initialised)")
+        drop_keys = [*drop_keys, *(k for k in module.state_dict() if k not in params)]
+        state_dict = {k: v for k, v in state_dict.items() if k in params and k not in mismatched}
     print(f'Loading weights to {name} from "{path}" (epoch = {checkpoint["epoch"]})')
     missing, unexpected = module.load_state_dict(state_dict, strict=False)
     # strict=False is there for the dropped buffers; anything else is worth a line.
-    missing = [k for k in missing if k not in drop_keys]
+    missing = [k for k in missing if k not in drop_keys and k not in mismatched]
     if missing:
         print(f"Note: {path} has no value for {missing} (kept as initialised)")
     if unexpected:
@@ -139,6 +152,8 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
     trainable_keys: ClassVar[tuple[str, ...]] = ("prompt_learner",)
     # Entries of the registered module's state dict derived from the class names.
     class_dependent_keys: ClassVar[tuple[str, ...]] = ("token_prefix", "token_suffix")
+    # Restore only the learned parameters on load (see load_registered_state).
+    restore_learned_only: ClassVar[bool] = False
 
     @classmethod
     def build_custom_clip(cls, cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> nn.Module:
@@ -179,7 +194,9 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self.register_model(self.registered_name, module, self.optim, self.sched)
         self.scaler = self.precision.grad_scaler()
+        self.wrap_data_parallel()
 
+    def wrap_data_parallel(self) -> None:
         device_count = torch.cuda.device_count()
         if self.device.type == "cuda" and device_count > 1:
             print(f"Multiple GPUs detected (n_gpus={device_count}), use all of them!")
@@ -224,4 +241,5 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
             if not osp.exists(model_path):
                 hint = " (pass --load-epoch: last_step runs save model.pth.tar-<epoch> only)" if epoch is None else ""
                 raise FileNotFoundError(f'Model not found at "{model_path}"{hint}')
-            load_registered_state(self._models[name], model_path, self.class_dependent_keys, name)
+            load_registered_state(self._models[name], model_path, self.class_dependent_keys, name,
+                                  learned_only=self.restore_learned_only)

@@ -3,33 +3,23 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from torch import Tensor, nn
+from torch import nn
 from yacs.config import CfgNode
 from yacs.config import CfgNode as CN
 
 from clip.model import CLIP
-from clip.prompts import TextPrompt
 from dassl.engine import TRAINER_REGISTRY
 
 from .base import PromptCLIP, PromptTrainer
-from .prompting import ClassPrompts, coop_context
+from .prompting import ContextPrompts
 
 
-class PromptLearner(ClassPrompts):
+class PromptLearner(ContextPrompts):
     """`ctx` (n, w) shared or (n_cls, n, w) class-specific, plus the frozen class tokens."""
 
     def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: CLIP):
         opts = cfg.TRAINER.COOP
-        init = coop_context(clip_model, opts.N_CTX, opts.CTX_INIT, opts.CSC, len(classnames))
-        super().__init__(clip_model, classnames, init.n_ctx, init.prefix, opts.CLASS_TOKEN_POSITION)
-        self.ctx = nn.Parameter(init.vectors)
-
-    def forward(self) -> Tensor:
-        """All class prompts (n_cls, 77, w)."""
-        return self.assemble(self.ctx)
-
-    def text_prompt(self) -> TextPrompt:
-        return self.prompt(self.ctx)
+        super().__init__(clip_model, classnames, opts.N_CTX, opts.CTX_INIT, opts.CSC, opts.CLASS_TOKEN_POSITION)
 
 
 @TRAINER_REGISTRY.register()

@@ -160,3 +160,28 @@ class ClassPrompts(nn.Module):
         class_specific = ctx.dim() >= 3 and ctx.shape[-3] > 1
         return TextPrompt(embeddings=self.assemble(ctx, self.length), eot=self.eot,
                           shared_prefix=False if class_specific else None)
+
+
+class ContextPrompts(ClassPrompts):
+    """CoOp's learner over a list of names: a context by `coop_context`'s rule plus the name tokens.
+
+    Used for class prompts (CoOp, SoftCPT's hard baselines) and for SoftCPT's task and
+    class-context prompts. n_ctx = 0 gives name-only prompts (" <name>."), whose empty context is a
+    buffer, not a parameter (as the reference).
+    """
+
+    def __init__(self, clip_model: CLIP, names: Sequence[str], n_ctx: int, ctx_init: str, csc: bool,
+                 position: str = "end"):
+        init = coop_context(clip_model, n_ctx, ctx_init, csc, len(names))
+        super().__init__(clip_model, names, init.n_ctx, init.prefix, position)
+        if init.n_ctx == 0:
+            self.register_buffer("ctx", init.vectors)
+        else:
+            self.ctx = nn.Parameter(init.vectors)
+
+    def forward(self) -> Tensor:
+        """All prompts (n_cls, 77, w)."""
+        return self.assemble(self.ctx)
+
+    def text_prompt(self) -> TextPrompt:
+        return self.prompt(self.ctx)

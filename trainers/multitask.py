@@ -1,0 +1,70 @@
+"""Training pieces of multi-task prompt trainers (SoftCPT's MTCoOp and MTCoOpHard).
+
+Logits are (B, C) over the classes of all tasks in task order; task t owns the columns
+ranges[t] = (start, end). Labels are Dassl's multi-task vectors (dassl.data DatasetWrapperMT):
+-1 on the columns of tasks a sample is not annotated for, 0/1 inside its task(s).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from dassl.metrics import compute_accuracy_map
+
+Ranges = Sequence[tuple[int, int]]
+
+
+def multitask_loss(logits: Tensor, label: Tensor, ranges: Ranges, selected: Optional[Tensor] = None) -> Tensor:
+    """SoftCPT's loss: per task, summed CE of its annotated rows over its columns; total / B.
+
+    The target of a row is its first positive column in the task. selected: (C,) bool mask of the
+    columns kept by class sampling (every positive is kept); the CE of a task then runs over its
+    selected columns only.
+    """
+    loss = logits.new_zeros(())
+    for start, end in ranges:
+        task_label = label[:, start:end]
+        rows = (task_label != -1).any(dim=1)
+        if not bool(rows.any()):
+            continue
+        task_logits = logits[rows, start:end]
+        task_label = task_label[rows]
+        if selected is not None:
+            columns = selected[start:end]
+            task_logits, task_label = task_logits[:, columns], task_label[:, columns]
+        loss = loss + F.cross_entropy(task_logits, task_label.argmax(dim=1), reduction="sum")
+    return loss / logits.shape[0]
+
+
+def per_task_softmax(logits: Tensor, ranges: Ranges) -> Tensor:
+    """Softmax over each task's columns (the scores of the logged mAP)."""
+    return torch.cat([logits[:, start:end].softmax(dim=1) for start, end in ranges], dim=1)
+
+
+def loss_summary(loss: Tensor, logits: Tensor, label: Tensor, ranges: Ranges) -> dict[str, float]:
+    """The logged values: loss and "map" (micro AP over the annotated entries, in %)."""
+    scores = per_task_softmax(logits.detach(), ranges)
+    return {"loss": loss.item(), "map": compute_accuracy_map(scores, label)}
+
+
+def sample_classes(label: Tensor, ranges: Ranges, rate: float) -> list[Tensor]:
+    """SoftCPT's class sampling: per task, its positive classes and ceil(rate * #others) others.
+
+    Positives are the task's columns that are 1 for some row of the batch; the others are drawn
+    with torch.randperm (CPU generator, as the reference). Returns per task the local indices
+    [positives (ascending), drawn negatives], on label's device.
+    """
+    positive = (label == 1).any(dim=0).cpu()
+    chosen = []
+    for start, end in ranges:
+        mask = positive[start:end]
+        pos = torch.where(mask)[0]
+        neg = torch.where(~mask)[0]
+        keep = math.ceil(len(neg) * rate)  # python floats, as the reference
+        neg = neg[torch.randperm(len(neg))[:keep]]
+        chosen.append(torch.cat([pos, neg]).to(label.device))
+    return chosen
