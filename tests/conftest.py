@@ -7,6 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fixtures.clip_fixtures import *  # noqa: E402,F401,F403
 from fixtures.data_fixtures import *  # noqa: E402,F401,F403
 from fixtures.trainer_fixtures import *  # noqa: E402,F401,F403
+from fixtures.softcpt_fixtures import *  # noqa: E402,F401,F403
 
 import pytest  # noqa: E402
 

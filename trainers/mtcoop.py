@@ -23,7 +23,6 @@ from yacs.config import CfgNode as CN
 
 from clip.encode import encode_text
 from clip.model import CLIP
-from clip.prompts import TextPrompt
 from dassl.data import TaskLayout
 from dassl.engine import TRAINER_REGISTRY
 from dassl.optim import build_lr_scheduler, build_optimizer
@@ -31,7 +30,7 @@ from dassl.utils import load_pretrained_weights
 
 from .base import PromptCLIP, PromptTrainer
 from .common import build_clip, freeze_except, l2_normalize
-from .multitask import loss_summary, multitask_loss, sample_classes
+from .multitask import joint_prompt, loss_summary, multitask_loss, sample_classes
 from .prompting import ClassPrompts, ContextPrompts, text_width
 
 PROMPT_GEN_TYPES = ("lin", "linmean", "lincls")
@@ -85,16 +84,7 @@ def encode_class_prompts(clip_model: CLIP, prompts: Sequence[ClassPrompts], cont
     """
     if chosen is None and all(ctx.dim() == 2 for ctx in contexts):
         return torch.cat([encode_text(clip_model, p.prompt(ctx)) for p, ctx in zip(prompts, contexts)])
-    length = max(p.length for p in prompts)
-    embeddings, eots = [], []
-    for t, (p, ctx) in enumerate(zip(prompts, contexts)):
-        emb, eot = p.assemble(ctx, length), p.eot
-        if chosen is not None:
-            emb, eot = emb[chosen[t]], eot[chosen[t]]
-        embeddings.append(emb)
-        eots.append(eot)
-    prompt = TextPrompt(torch.cat(embeddings), torch.cat(eots), shared_prefix=False)
-    return encode_text(clip_model, prompt)
+    return encode_text(clip_model, joint_prompt(prompts, contexts, chosen))
 
 
 class SoftCPTCLIP(PromptCLIP):

@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from clip.prompts import TextPrompt
 from dassl.metrics import compute_accuracy_map
+
+from .prompting import ClassPrompts
 
 Ranges = Sequence[tuple[int, int]]
 
@@ -68,3 +71,22 @@ def sample_classes(label: Tensor, ranges: Ranges, rate: float) -> list[Tensor]:
         neg = neg[torch.randperm(len(neg))[:keep]]
         chosen.append(torch.cat([pos, neg]).to(label.device))
     return chosen
+
+
+def joint_prompt(prompts: Sequence[ClassPrompts], contexts: Sequence[Tensor],
+                 chosen: Optional[Sequence[Tensor]] = None) -> TextPrompt:
+    """One encoder input for the class prompts of all tasks, in task order.
+
+    prompts[t] holds task t's class tokens, contexts[t] its context ((n, w) or (n_t, n, w));
+    chosen[t] keeps only those local classes (all when None). Tasks' contexts differ, so no
+    prefix is shared across the whole input.
+    """
+    length = max(p.length for p in prompts)
+    embeddings, eots = [], []
+    for t, (p, ctx) in enumerate(zip(prompts, contexts)):
+        emb, eot = p.assemble(ctx, length), p.eot
+        if chosen is not None:
+            emb, eot = emb[chosen[t]], eot[chosen[t]]
+        embeddings.append(emb)
+        eots.append(eot)
+    return TextPrompt(torch.cat(embeddings), torch.cat(eots), shared_prefix=False)
