@@ -25,7 +25,7 @@ import json
 import math
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from dassl.data import build_task_datasets, concat_task_datasets
@@ -39,6 +39,9 @@ from .splits import SUBSAMPLE_CHOICES, write_json_atomic
 
 FEWSHOT_DIR = "split_fewshot_mt"
 TASK_NAME_FILE = "task_name.txt"
+# Folder name -> class name, applied to the names of a split file after loading (reference files
+# keep the folder names of these two members).
+CLASS_RENAMES = {"Caltech101": caltech101.NEW_CNAMES, "EuroSAT": eurosat.NEW_CNAMES}
 
 
 def extend_cfg(cfg) -> None:
@@ -59,7 +62,6 @@ class Member:
     task_name: str
     metric: str
     template: str
-    renames: dict = field(default_factory=dict)  # applied to class names read from a split file
     split_file: bool = True  # False: official split lists, no split_dk file (FGVCAircraft)
 
 
@@ -122,7 +124,8 @@ def load_member(cfg, root: str, member: Member) -> TaskData:
 
     if member.split_file and os.path.isfile(split_path):
         splits, meta = read_dk_split(split_path, prefix)
-        classnames = [member.renames.get(name, name) for name in meta["taskid2cname"][0]]
+        renames = CLASS_RENAMES.get(member.dataset, {})
+        classnames = [renames.get(name, name) for name in meta["taskid2cname"][0]]
         task_name = task_name or (meta.get("taskid2tname") or [None])[0] or member.task_name
         return TaskData(task_name, classnames, member.metric, member.template,
                         splits["train"], splits["val"], splits["test"])
@@ -249,10 +252,9 @@ class MemberSuite(TaskSuite):
 
 
 GENERAL10_MEMBERS = (
-    Member("Caltech101", "generic object", "mean_acc", "a photo of a {}.", caltech101.NEW_CNAMES),
+    Member("Caltech101", "generic object", "mean_acc", "a photo of a {}."),
     Member("DescribableTextures", "texture", "overall_acc", "{} texture."),
-    Member("EuroSAT", "satellite image of land use", "overall_acc", "a centered satellite photo of {}.",
-           eurosat.NEW_CNAMES),
+    Member("EuroSAT", "satellite image of land use", "overall_acc", "a centered satellite photo of {}."),
     Member("FGVCAircraft", "aircraft model", "mean_acc", "a photo of a {}, a type of aircraft.", split_file=False),
     Member("Food101", "food", "overall_acc", "a photo of {}, a type of food."),
     Member("OxfordFlowers", "flower", "mean_acc", "a photo of a {}, a type of flower."),

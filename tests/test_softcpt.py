@@ -1,0 +1,317 @@
+"""SoftCPT: meta network and parameter counts (RN50 shapes), loss and class sampling by hand, the
+suites (split files, few-shot cache, task/class subsampling), and MTCoOp / MTCoOpHard end to end
+through train.py on the tiny CLIP and a three-task miniature suite."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fixtures.data_fixtures import make_cfg
+from fixtures.softcpt_fixtures import SOFTCPT_OPTS
+from fixtures.trainer_fixtures import repo_path, run_train
+
+GENERAL10_SIZES = [100, 47, 10, 100, 101, 102, 37, 196, 397, 101]
+VARIANTS = {  # name: (CLASS_N_CTX, CLASS_CSC, TASK_N_CTX, TASK_CSC, CSC) as in scripts/softcpt
+    "NATA": (0, False, 4, False, False), "NATS": (0, False, 4, True, False),
+    "CATA": (4, False, 4, False, True), "CSTA": (4, True, 4, False, True),
+    "CATS": (4, False, 4, True, True), "CSTS": (4, True, 4, True, True),
+}
+TASK_LINE = re.compile(r"^\* task: (\d+) \((.+)\)\ttotal: ([\d,]+)\tmetric: ([\d.]+)%$", re.M)
+LOSS = re.compile(r"^epoch \[\d+/\d+\] batch \[\d+/\d+\] .* loss ([\d.]+) \(", re.M)
+
+
+def variant_opts(name: str, sample_rate: float = 0.0) -> list[str]:
+    class_n_ctx, class_csc, task_n_ctx, task_csc, csc = VARIANTS[name]
+    return ["TRAINER.MTCOOP.CLASS_N_CTX", str(class_n_ctx), "TRAINER.MTCOOP.CLASS_CSC", str(class_csc),
+            "TRAINER.MTCOOP.TASK_N_CTX", str(task_n_ctx), "TRAINER.MTCOOP.TASK_CSC", str(task_csc),
+            "TRAINER.MTCOOP.N_CTX", "16", "TRAINER.MTCOOP.CSC", str(csc), "TRAINER.MTCOOP.PG_TYPE", "lin",
+            "TRAINER.MTCOOP.CLS_SAMPLE_RATE", str(sample_rate)]
+
+
+# ---------------------------------------------------------------- model, RN50 shapes
+
+def rn50_shaped_clip():
+    """OpenAI RN50's architecture on the meta device: shapes without weights or memory."""
+    from clip.model import CLIP
+
+    with torch.device("meta"):
+        return CLIP(1024, 224, (3, 4, 6, 3), 64, None, 77, 49408, 512, 8, 12)
+
+
+@pytest.mark.parametrize("variant,expected", [
+    ("NATA", 8_390_656), ("NATS", 8_388_608 + 10 * 2_048), ("CATA", 16_777_216 + 2_048 + 2_048),
+    ("CSTA", 16_777_216 + 1_191 * 2_048 + 2_048), ("CATS", 16_777_216 + 2_048 + 10 * 2_048),
+    ("CSTS", 16_777_216 + 1_191 * 2_048 + 10 * 2_048),
+])
+def test_rn50_parameter_counts_on_general10(variant, expected):
+    from trainers.mtcoop import SoftCPTCLIP
+
+    cfg = make_cfg("General10", ".", *variant_opts(variant), all_keys=True)
+    names = [[f"class {t} {i}" for i in range(n)] for t, n in enumerate(GENERAL10_SIZES)]
+    model = SoftCPTCLIP(cfg, [f"task {t}" for t in range(10)], names, rn50_shaped_clip())
+    learned = sum(p.numel() for m in model.learned_modules() for p in m.parameters())
+    assert learned == expected
+    assert model.prompt_gen.proj.dtype == torch.float32
+    assert sum(model.sizes) == 1191 and model.ranges[-1] == (1191 - 101, 1191)
+
+
+@pytest.mark.parametrize("pg_type,csc,in_dim", [("lin", False, 1024), ("lin", True, 2048),
+                                                ("linmean", True, 1024), ("lincls", True, 1024)])
+def test_meta_network_shapes(pg_type, csc, in_dim):
+    from trainers.mtcoop import PromptGen
+
+    gen = PromptGen(pg_type, 1024, 16, 512, csc)
+    assert gen.proj.shape == (in_dim, 16 * 512)
+    rows = torch.randn(5, 2048 if csc else 1024, dtype=torch.float64)
+    out = gen(rows)
+    assert out.shape == (5, 16, 512) and out.dtype == torch.float64
+    half = rows[:, :1024]
+    if pg_type == "linmean":
+        rows = (half + rows[:, 1024:]) / 2
+    elif pg_type == "lincls":
+        rows = half
+    expected = rows @ gen.proj.double()
+    # token j of a row = columns j*512..(j+1)*512-1 of the flat output
+    assert torch.allclose(out[:, 3], expected[:, 3 * 512:4 * 512])
+
+
+def test_meta_network_rejects_class_types_without_class_branch():
+    from trainers.mtcoop import PromptGen
+
+    with pytest.raises(ValueError, match="needs the class branch"):
+        PromptGen("linmean", 1024, 16, 512, csc=False)
+    with pytest.raises(ValueError, match="PG_TYPE must be one of"):
+        PromptGen("", 1024, 16, 512, csc=False)
+
+
+def test_text_features_match_per_task_plain_encoding(tiny_vit):
+    """The shared-prefix / one-call paths give the reference's per-task features (truncated path)."""
+    from clip.encode import encode_text
+    from trainers.mtcoop import SoftCPTCLIP
+
+    names = [["cat", "dog", "red panda"], ["rough", "smooth"]]
+    for variant in ("NATA", "CSTS"):
+        cfg = make_cfg("General10", ".", *variant_opts(variant), all_keys=True)
+        torch.manual_seed(0)
+        model = SoftCPTCLIP(cfg, ["pet", "texture"], names, tiny_vit)
+        with torch.no_grad():
+            contexts = model.generated_contexts()
+            got = model.raw_text_features()
+            want = torch.cat([encode_text(tiny_vit, p.prompt(ctx), shared_prefix=False)
+                              for p, ctx in zip(model.prompt_learner, contexts)])
+        assert got.shape == (5, tiny_vit.text_projection.shape[1])
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- loss and class sampling by hand
+
+RANGES = ((0, 3), (3, 5), (5, 9))
+
+
+def hand_loss(logits, label, ranges, selected=None):
+    total = 0.0
+    for start, end in ranges:
+        for row in range(logits.shape[0]):
+            lab = label[row, start:end]
+            if (lab == -1).all():
+                continue
+            cols = [c for c in range(start, end) if selected is None or selected[c]]
+            target = next(c for c in cols if label[row, c] == 1)
+            z = logits[row, cols]
+            total += float(torch.logsumexp(z, 0) - logits[row, target])
+    return total / logits.shape[0]
+
+
+def test_label_vector_and_per_task_loss_by_hand():
+    from dassl.data import TaskLayout
+    from trainers.multitask import multitask_loss
+
+    layout = TaskLayout(("a", "b", "c"), (3, 2, 4), ("overall_acc",) * 3)
+    label = layout.label_vectors(torch.tensor([0, 2, 2, 1]), torch.tensor([1, 3, 0, 0]))
+    assert label.tolist()[1] == [-1, -1, -1, -1, -1, 0, 0, 0, 1]
+    logits = torch.randn(4, 9, dtype=torch.float64)
+    loss = multitask_loss(logits, label, layout.ranges)
+    assert loss.item() == pytest.approx(hand_loss(logits, label, layout.ranges))
+    # a task without rows in the batch contributes nothing; B stays the divisor
+    assert multitask_loss(logits[:1], label[:1], layout.ranges).item() == pytest.approx(
+        float(-F.log_softmax(logits[0, :3], 0)[1]))
+
+
+def test_class_sampling_keeps_every_positive_and_restricts_the_loss():
+    from trainers.multitask import multitask_loss, sample_classes
+
+    label = torch.tensor([[0, 1, 0, -1, -1, -1, -1, -1, -1],
+                          [-1, -1, -1, -1, -1, 0, 0, 1, 0],
+                          [-1, -1, -1, -1, -1, 1, 0, 0, 0]])
+    torch.manual_seed(3)
+    chosen = sample_classes(label, RANGES, 0.4)
+    assert chosen[0][:1].tolist() == [1] and len(chosen[0]) == 1 + math.ceil(2 * 0.4)
+    assert chosen[1].numel() == math.ceil(2 * 0.4)  # task absent from the batch: all negatives
+    assert chosen[2][:2].tolist() == [0, 2] and len(chosen[2]) == 2 + math.ceil(2 * 0.4)
+    selected = torch.zeros(9, dtype=torch.bool)
+    for idx, (start, _) in zip(chosen, RANGES):
+        selected[idx + start] = True
+    logits = torch.randn(3, 9, dtype=torch.float64)
+    loss = multitask_loss(logits, label, RANGES, selected)
+    assert loss.item() == pytest.approx(hand_loss(logits, label, RANGES, selected))
+
+
+# ---------------------------------------------------------------- suites
+
+def test_suite_split_files_fewshot_cache_and_subsampling(softcpt_data_root):
+    from dassl.data import DataManager
+    from dassl.data.datasets import build_dataset
+
+    opts = ("DATASET.NUM_SHOTS", 2, "SEED", 7)
+    dataset = build_dataset(make_cfg("SoftCPTMini", softcpt_data_root, *opts, all_keys=True))
+    assert dataset.taskid2tname == ["satellite image", "texture", "pet"]
+    assert [len(c) for c in dataset.taskid2cname] == [4, 3, 3]
+    assert dataset.taskid2metric == ["overall_acc", "mean_acc", "mean_acc"]
+    assert len(dataset.train_x) == 2 * 10  # K per (task, class)
+    dk = os.path.join(softcpt_data_root, "eurosat", "split_dk_EuroSAT.json")
+    with open(dk) as f:
+        split = json.load(f)
+    assert split["meta"]["taskid2tname"] == ["satellite image"] and split["train"][0][1:] == [[0], [0]]
+    assert not os.path.isabs(split["train"][0][0])
+    cache = os.path.join(softcpt_data_root, "softcpt_mini", "split_fewshot_mt", "shot_2-seed_7.json")
+    assert os.path.isfile(cache)
+    again = build_dataset(make_cfg("SoftCPTMini", softcpt_data_root, *opts, all_keys=True))
+    assert [(d.impath, d.label, d.task) for d in again.train_x] == [(d.impath, d.label, d.task) for d in dataset.train_x]
+
+    # the -1/0/1 label vectors of the loader
+    dm = DataManager(make_cfg("SoftCPTMini", softcpt_data_root, *opts, all_keys=True), dataset=dataset)
+    labels = torch.cat([batch["label"] for batch in dm.test_loader])
+    for item, vec in zip(dataset.test, labels):
+        start = [0, 4, 7][item.task[0]]
+        end = start + len(dataset.taskid2cname[item.task[0]])
+        assert (vec[start:end] >= 0).all() and vec[start + item.label[0]] == 1 and vec[start:end].sum() == 1
+        assert (torch.cat([vec[:start], vec[end:]]) == -1).all()
+
+    # task<i> renumbers to task 0; base/new keep the first ceil(n/2) / the rest (odd counts too)
+    one = build_dataset(make_cfg("SoftCPTMini", softcpt_data_root, *opts, "DATASET.SUBSAMPLE_TASKS", "task2",
+                                 "DATASET.SUBSAMPLE_CLASSES", "new", all_keys=True))
+    assert one.taskid2tname == ["pet"] and one.taskid2cname == [dataset.taskid2cname[2][2:]]
+    assert {(d.task[0], d.label[0]) for d in one.test} == {(0, 0)}
+    base = build_dataset(make_cfg("SoftCPTMini", softcpt_data_root, *opts, "DATASET.SUBSAMPLE_TASKS", "base",
+                                  "DATASET.SUBSAMPLE_CLASSES", "base", all_keys=True))
+    assert base.taskid2cname == [dataset.taskid2cname[0][:2], dataset.taskid2cname[1][:2]]
+    with pytest.raises(ValueError, match="SUBSAMPLE_TASKS"):
+        build_dataset(make_cfg("SoftCPTMini", softcpt_data_root, *opts, "DATASET.SUBSAMPLE_TASKS", "task3",
+                               all_keys=True))
+
+
+def test_reference_split_file_and_task_name_file_are_read(tmp_path):
+    from dassl.data.datasets import build_dataset
+    from datasets.miniature import make_miniature
+
+    root = str(tmp_path)
+    for name, n in (("EuroSAT", 2), ("DescribableTextures", 2), ("OxfordPets", 2)):
+        make_miniature(name, root, n_classes=n, n_per_class=5)
+    eurosat = os.path.join(root, "eurosat")
+    images = sorted(os.listdir(os.path.join(eurosat, "2750", "Forest")))
+    reference = {"train": [[f"Forest/{images[0]}", [1], [0]]], "val": [[f"Forest/{images[1]}", [1], [0]]],
+                 "test": [[f"Forest/{images[2]}", [1], [0]]],
+                 "meta": {"taskid2cname": [["AnnualCrop", "Forest"]], "taskid2desc": [""], "taskid2type": ["sl"],
+                          "taskid2tname": ["remote sensing"], "taskid2metric": ["overall_acc"]}}
+    with open(os.path.join(eurosat, "split_dk_EuroSAT.json"), "w") as f:
+        json.dump(reference, f)
+    with open(os.path.join(root, "dtd", "task_name.txt"), "w") as f:
+        f.write("surface texture\n")
+    dataset = build_dataset(make_cfg("SoftCPTMini", root, "DATASET.NUM_SHOTS", 0, all_keys=True))
+    assert dataset.taskid2tname == ["remote sensing", "surface texture", "pet"]
+    assert dataset.taskid2cname[0] == ["Annual Crop Land", "Forest"]  # renamed after loading, as the reference
+    assert [(d.label, d.task) for d in dataset.test if d.task == [0]] == [([1], [0])]
+
+
+# ---------------------------------------------------------------- end to end through train.py
+
+def train_softcpt(out: str, root: str, clip_path: str, trainer: str, opts, *flags) -> str:
+    config = repo_path(f"configs/trainers/{trainer}/vit_b16_ep50.yaml")
+    return run_train(out, "--seed", "1", "--trainer", trainer, "--config-file", config, *flags,
+                     opts=[*SOFTCPT_OPTS, *opts], root=root, backbone=clip_path)
+
+
+def task_results(log: str) -> list[tuple[int, str, float]]:
+    return [(int(t), name, float(m)) for t, name, _, m in TASK_LINE.findall(log)]
+
+
+@pytest.fixture(scope="module")
+def nata_run(tmp_path_factory, softcpt_data_root, tiny_vit_path):
+    out = str(tmp_path_factory.mktemp("nata") / "seed1")
+    return out, train_softcpt(out, softcpt_data_root, tiny_vit_path, "MTCoOp", variant_opts("NATA"))
+
+
+def check_trained(out: str, log: str, names: list[str]) -> None:
+    results = task_results(log)
+    assert [r[:2] for r in results] == [(0, "satellite image"), (1, "texture"), (2, "pet")]
+    average = float(re.findall(r"^\* average: ([\d.]+)%$", log, re.M)[-1])
+    assert average == pytest.approx(sum(r[2] for r in results) / 3, abs=0.01)
+    assert sorted(os.listdir(out)) == sorted([*names, "log.txt", "tensorboard"])
+    assert LOSS.findall(log)
+
+
+def test_nata_trains_reloads_and_is_deterministic(nata_run, softcpt_data_root, tiny_vit_path, tmp_path):
+    out, log = nata_run
+    check_trained(out, log, ["prompt_learner", "task_prompt_learner", "prompt_gen"])
+    assert "Optimizer steps per iteration: 3 " in log
+    state = torch.load(os.path.join(out, "prompt_gen", "model.pth.tar-1"), weights_only=True)["state_dict"]
+    assert set(state) == {"proj"} and state["proj"].shape == (128, 16 * 128)
+
+    reloaded = train_softcpt(str(tmp_path / "eval"), softcpt_data_root, tiny_vit_path, "MTCoOp",
+                             variant_opts("NATA"), "--eval-only", "--model-dir", out, "--load-epoch", "1")
+    assert task_results(reloaded) == task_results(log)
+    again = train_softcpt(str(tmp_path / "again"), softcpt_data_root, tiny_vit_path, "MTCoOp", variant_opts("NATA"))
+    assert LOSS.findall(again) == LOSS.findall(log)
+
+
+@pytest.mark.parametrize("variant,rate", [("NATS", 0.0), ("CATA", 0.5), ("CSTA", 0.0), ("CATS", 0.0),
+                                          ("CSTS", 0.5)])
+def test_softcpt_variants_train(variant, rate, softcpt_data_root, tiny_vit_path, tmp_path):
+    out = str(tmp_path / variant)
+    log = train_softcpt(out, softcpt_data_root, tiny_vit_path, "MTCoOp", variant_opts(variant, rate))
+    names = ["prompt_learner", "task_prompt_learner", "prompt_gen"]
+    check_trained(out, log, names + (["class_prompt_learner"] if VARIANTS[variant][4] else []))
+
+
+def test_single_step_key_and_frozen_class_context(softcpt_data_root, tiny_vit_path, tmp_path):
+    opts = [*variant_opts("CATA"), "TRAINER.MTCOOP.ONE_STEP_PER_ITER", "True", "TRAINER.MTCOOP.FREEZE_CLS_PROMPT", "1"]
+    out = str(tmp_path / "one_step")
+    log = train_softcpt(out, softcpt_data_root, tiny_vit_path, "MTCoOp", opts)
+    assert "Optimizer steps per iteration: 1 " in log
+    assert "class_prompt_learner.ctx" not in log.split("Parameters to be updated:")[1].splitlines()[0]
+    check_trained(out, log, ["prompt_learner", "task_prompt_learner", "prompt_gen"])
+
+
+@pytest.mark.parametrize("variant", ["NATA", "CSTS"])
+def test_base_to_new_with_odd_class_counts(variant, softcpt_data_root, tiny_vit_path, tmp_path):
+    base = str(tmp_path / "base")
+    train_softcpt(base, softcpt_data_root, tiny_vit_path, "MTCoOp",
+                  [*variant_opts(variant), "DATASET.SUBSAMPLE_CLASSES", "base"])
+    new_log = train_softcpt(str(tmp_path / "new"), softcpt_data_root, tiny_vit_path, "MTCoOp",
+                            [*variant_opts(variant), "DATASET.SUBSAMPLE_CLASSES", "new"],
+                            "--eval-only", "--model-dir", base, "--load-epoch", "1")
+    assert "# classes (texture)          1" in new_log  # DTD: 3 classes -> base 2, new 1
+    assert len(task_results(new_log)) == 3
+
+
+@pytest.mark.parametrize("csc,tsc,ctx_shape", [(False, False, (16, 128)), (False, True, None),
+                                               (True, False, (10, 16, 128))])
+def test_hard_baselines_train_and_reload(csc, tsc, ctx_shape, softcpt_data_root, tiny_vit_path, tmp_path):
+    opts = ["TRAINER.MTCOOPH.N_CTX", "16", "TRAINER.MTCOOPH.CSC", str(csc), "TRAINER.MTCOOPH.TSC", str(tsc)]
+    out = str(tmp_path / "hard")
+    log = train_softcpt(out, softcpt_data_root, tiny_vit_path, "MTCoOpHard", opts)
+    check_trained(out, log, ["prompt_learner"])
+    state = torch.load(os.path.join(out, "prompt_learner", "model.pth.tar-1"), weights_only=True)["state_dict"]
+    if tsc:
+        assert [state[f"learners.{t}.ctx"].shape for t in range(3)] == [(16, 128)] * 3
+    else:
+        assert state["ctx"].shape == ctx_shape
+    reloaded = train_softcpt(str(tmp_path / "eval"), softcpt_data_root, tiny_vit_path, "MTCoOpHard", opts,
+                             "--eval-only", "--model-dir", out, "--load-epoch", "1")
+    assert task_results(reloaded) == task_results(log)
