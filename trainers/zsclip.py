@@ -39,18 +39,34 @@ class ZeroshotCLIP(FrozenClipHeadMixin, TrainerX):
     def templates(self) -> list[str]:
         return [template_for(self.cfg)]
 
+    def task_templates(self, template: str) -> list[str]:
+        """The templates of one task of a multi-task suite whose own template is `template`."""
+        return [template]
+
     def build_model(self) -> None:
-        classnames = self.dm.dataset.classnames
+        dataset = self.dm.dataset
         # The reference keeps OpenAI's fp16 CLIP whatever TRAINER.*.PREC says (fp32 on CPU).
         clip_model, _ = build_clip(self.cfg, "fp16", self.device)
         clip_model.to(self.device)
-        templates = self.templates()
+        if getattr(dataset, "taskid2cname", None) is not None:
+            # Multi-task suite (SoftCPT): each task's classes with that task's template(s), side
+            # by side over the union of classes; the evaluator scores each task on its columns.
+            tasks = list(zip(dataset.taskid2cname, dataset.taskid2template))
+            for names, template in tasks:
+                self._print_prompts(names, self.task_templates(template))
+            self.text_features = torch.cat([class_text_features(clip_model, names, self.task_templates(template))
+                                            for names, template in tasks])
+        else:
+            self._print_prompts(dataset.classnames, self.templates())
+            self.text_features = class_text_features(clip_model, dataset.classnames, self.templates())
+        self.clip_model = clip_model
+
+    @staticmethod
+    def _print_prompts(classnames: Sequence[str], templates: Sequence[str]) -> None:
         if len(templates) == 1:
             print(f"Prompts: {[templates[0].format(clean_classname(c)) for c in classnames]}")
         else:
             print(f"Prompt ensembling (n={len(templates)})")
-        self.text_features = class_text_features(clip_model, classnames, templates)
-        self.clip_model = clip_model
 
 
     def forward_features(self, image_features: Tensor) -> Tensor:
@@ -69,3 +85,6 @@ class ZeroshotCLIP2(ZeroshotCLIP):
         if self.cfg.DATASET.NAME != "ImageNet":
             templates.append(template_for(self.cfg))
         return templates
+
+    def task_templates(self, template: str) -> list[str]:
+        return [*IMAGENET_TEMPLATES_SELECT, template]
