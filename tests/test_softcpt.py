@@ -333,3 +333,47 @@ def test_zero_shot_per_task_templates(softcpt_data_root, tiny_vit_path, tmp_path
     results = task_results(both)
     assert [r[:2] for r in results] == [(0, "satellite image"), (1, "texture"), (2, "pet")]
     assert results[1][2] == task_results(one)[0][2]  # a task's score does not depend on the others
+
+
+# ---------------------------------------------------------------- linear probe per task
+
+def test_linear_probe_per_task_metrics_and_average(softcpt_data_root, tiny_vit_path, tmp_path):
+    import importlib.util
+
+    import numpy as np
+
+    from trainers.linear_probe import accuracy
+
+    class Fixed:
+        def predict(self, features):
+            return features[:, 0]
+
+    # 3 of class 0 right, 1 of class 1 right: overall 4/5, mean per class (1 + 0.5) / 2
+    split = (np.array([[0], [0], [0], [1], [0]]), np.array([0, 0, 0, 1, 1]))
+    assert accuracy(Fixed(), split) == pytest.approx(80.0)
+    assert accuracy(Fixed(), split, "mean_acc") == pytest.approx(75.0)
+
+    spec = importlib.util.spec_from_file_location("feat_extractor", repo_path("scripts/lpclip/feat_extractor.py"))
+    extractor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extractor)
+    feature_dir = tmp_path / "feat"
+    for split_name in ("train", "val", "test"):
+        extractor.main(extractor.build_parser().parse_args([
+            "--split", split_name, "--root", softcpt_data_root, "--seed", "1",
+            "--dataset-config-file", repo_path("configs/datasets/general10.yaml"),
+            "--config-file", repo_path("configs/trainers/CoOp/rn50_val.yaml"), "--output-dir", str(feature_dir),
+            "--backbone", tiny_vit_path, "DATASET.NAME", "SoftCPTMini", "DATALOADER.NUM_WORKERS", "0"]))
+    assert np.load(feature_dir / "SoftCPTMini" / "1" / "test.npz")["label_list"].tolist() == [0, 0, 1, 1, 2, 2]
+
+    from trainers.linear_probe import run_multitask_protocol
+
+    average = run_multitask_protocol("SoftCPTMini", str(feature_dir), num_step=1, num_run=1,
+                                     report_dir=str(tmp_path / "report"), log_dir=str(tmp_path / "logs"),
+                                     shots_list=(1,))
+    with open(tmp_path / "logs" / "SoftCPTMini" / "lp_average.json") as f:
+        summary = json.load(f)
+    assert summary["metrics"] == ["overall_acc", "mean_acc", "mean_acc"]
+    per_task = [stats["1"][0] for stats in summary["per_task"]]
+    assert average[1] == pytest.approx(sum(per_task) / 3)
+    with open(tmp_path / "report" / "feat_s1r1.txt") as f:
+        assert f.read().splitlines()[-1] == f"SoftCPTMini, 1 Shot, average over 3 tasks: {average[1]:.2f}"

@@ -9,6 +9,7 @@ Two entry points share the fitting code below:
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import os.path as osp
@@ -42,10 +43,15 @@ def fit(train: Split, c: float):
     return LogisticRegression(solver="lbfgs", max_iter=MAX_ITER, C=c).fit(*train)
 
 
-def accuracy(classifier, split: Split) -> float:
-    """Accuracy in percent."""
+def accuracy(classifier, split: Split, metric: str = "overall_acc") -> float:
+    """Accuracy in percent: overall, or mean_acc (the mean of the recalls of the present classes)."""
     features, labels = split
-    return float(np.mean(classifier.predict(features) == labels) * 100.0)
+    correct = classifier.predict(features) == labels
+    if metric == "mean_acc":
+        return float(np.mean([np.mean(correct[labels == c]) for c in np.unique(labels)]) * 100.0)
+    if metric != "overall_acc":
+        raise ValueError(f"linear-probe metric must be overall_acc or mean_acc, got {metric!r}")
+    return float(np.mean(correct) * 100.0)
 
 
 @dataclass
@@ -64,21 +70,23 @@ class SearchResult:
     steps: list[SearchStep] = field(default_factory=list)
 
 
-def search_c(train: Split, val: Split, num_step: int, test: Optional[Split] = None) -> SearchResult:
+def search_c(train: Split, val: Split, num_step: int, test: Optional[Split] = None,
+             metric: str = "overall_acc") -> SearchResult:
     """The reference's C search: a coarse grid, then `num_step` log-space bisection rounds.
 
     The grid's best C (first on ties) gives the interval [C/10, 10C]. Each round fits both ends,
     keeps the better one on val (the left one on ties) and halves the interval (in log10) towards
     it. The last round's winner is the result; with `test`, each round's winner is also scored.
+    Scores are `metric` (see accuracy).
     """
-    grid_acc = [accuracy(fit(train, c), val) for c in C_GRID]
+    grid_acc = [accuracy(fit(train, c), val, metric) for c in C_GRID]
     best = int(np.argmax(grid_acc))
     c_peak = C_GRID[best]
     left, right = c_peak / 10, c_peak * 10
     result = SearchResult(c=c_peak, classifier=None, val_acc=grid_acc[best], grid_val_acc=grid_acc)
     for _ in range(num_step):
         clf_left, clf_right = fit(train, left), fit(train, right)
-        acc_left, acc_right = accuracy(clf_left, val), accuracy(clf_right, val)
+        acc_left, acc_right = accuracy(clf_left, val, metric), accuracy(clf_right, val, metric)
         middle = 10 ** ((math.log10(left) + math.log10(right)) / 2)
         if acc_left < acc_right:
             result.c, result.classifier, result.val_acc = right, clf_right, acc_right
@@ -86,7 +94,7 @@ def search_c(train: Split, val: Split, num_step: int, test: Optional[Split] = No
         else:
             result.c, result.classifier, result.val_acc = left, clf_left, acc_left
             right = middle
-        test_acc = None if test is None else accuracy(result.classifier, test)
+        test_acc = None if test is None else accuracy(result.classifier, test, metric)
         result.steps.append(SearchStep(result.c, result.val_acc, test_acc))
     if result.classifier is None:  # num_step = 0: the grid's best
         result.classifier = fit(train, c_peak)
@@ -125,8 +133,8 @@ def load_split(feature_dir: str, dataset: str, split: str) -> Split:
 
 def run_protocol(dataset: str, feature_dir: str, num_step: int = 8, num_run: int = 10,
                  report_dir: str = "report", log_dir: str = "output/lpclip",
-                 shots_list: Sequence[int] = SHOTS) -> dict[int, tuple[float, float]]:
-    """The reference protocol on saved features; returns {K: (mean, std)} test accuracy over runs.
+                 shots_list: Sequence[int] = SHOTS, metric: str = "overall_acc") -> dict[int, tuple[float, float]]:
+    """The reference protocol on saved features; returns {K: (mean, std)} test `metric` over runs.
 
     Writes <report_dir>/<feature_dir name>_s<steps>r<runs>.txt (one line per K, appended),
     the matching _details.txt (every search step) and <log_dir>/<dataset>/shots_<K>/seed<S>/log.txt.
@@ -141,14 +149,16 @@ def run_protocol(dataset: str, feature_dir: str, num_step: int = 8, num_run: int
             for seed in range(1, num_run + 1):
                 train_idx, val_idx = sample_few_shot(train[1], val[1], shots, seed)
                 result = search_c((train[0][train_idx], train[1][train_idx]),
-                                  (val[0][val_idx], val[1][val_idx]), num_step, test)
-                accs.append(accuracy(result.classifier, test))  # = the last step's test accuracy
+                                  (val[0][val_idx], val[1][val_idx]), num_step, test, metric)
+                accs.append(accuracy(result.classifier, test, metric))  # = the last step's test score
                 for i, step in enumerate(result.steps):
                     details.write(f"{dataset}, {shots} Shot, seed {seed}, step {i + 1}: C {step.c:.6g}, "
                                   f"val acc {step.val_acc:.2f}, test acc {step.test_acc:.2f}\n")
                 log = [f"Linear probe: {dataset}, {shots} shots, seed {seed}, features {feature_dir}",
                        f"C = {result.c:.6g} (val acc {result.val_acc:.2f}%)",
                        "Finish training", *result_lines(test[1], result.classifier.predict(test[0]))]
+                if metric != "overall_acc":
+                    log.append(f"* {metric}: {accs[-1]:.2f}%")
                 seed_dir = osp.join(log_dir, dataset, f"shots_{shots}", f"seed{seed}")
                 os.makedirs(seed_dir, exist_ok=True)
                 with open(osp.join(seed_dir, "log.txt"), "w") as f:
@@ -159,6 +169,38 @@ def run_protocol(dataset: str, feature_dir: str, num_step: int = 8, num_run: int
             print(line)
             report.write(line + "\n")
     return stats
+
+
+TASKS_FILE = "tasks.json"  # names and metrics of a multi-task suite's feature folders 0, 1, ...
+
+
+def run_multitask_protocol(dataset: str, feature_dir: str, num_step: int = 8, num_run: int = 10,
+                           report_dir: str = "report", log_dir: str = "output/lpclip",
+                           shots_list: Sequence[int] = SHOTS) -> dict[int, float]:
+    """run_protocol on each task of a suite (features in <feature_dir>/<dataset>/<task id>/, each
+    task scored with its own metric), then the unweighted mean over tasks per K, which is printed,
+    appended to the report and written to <log_dir>/<dataset>/lp_average.json."""
+    with open(osp.join(feature_dir, dataset, TASKS_FILE)) as f:
+        tasks = json.load(f)
+    per_task = []
+    for t, (name, metric) in enumerate(zip(tasks["names"], tasks["metrics"])):
+        print(f"Task {t} ({name}, {metric})")
+        per_task.append(run_protocol(f"{dataset}/{t}", feature_dir, num_step, num_run, report_dir, log_dir,
+                                     shots_list, metric))
+    average = {shots: float(np.mean([stats[shots][0] for stats in per_task])) for shots in shots_list}
+    stem = osp.join(report_dir, f"{osp.basename(osp.normpath(feature_dir))}_s{num_step}r{num_run}")
+    with open(f"{stem}.txt", "a") as report:
+        for shots, value in average.items():
+            line = f"{dataset}, {shots} Shot, average over {len(per_task)} tasks: {value:.2f}"
+            print(line)
+            report.write(line + "\n")
+    summary = {"tasks": tasks["names"], "metrics": tasks["metrics"],
+               "per_task": [{str(k): list(v) for k, v in stats.items()} for stats in per_task],
+               "average": {str(k): v for k, v in average.items()}}
+    os.makedirs(osp.join(log_dir, dataset), exist_ok=True)
+    with open(osp.join(log_dir, dataset, "lp_average.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return average
 
 
 @torch.no_grad()

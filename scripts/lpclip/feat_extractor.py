@@ -9,11 +9,14 @@ Writes <output-dir>/<DATASET.NAME>/<split>.npz with `feature_list` (N, D) (the i
 output, not normalised) and `label_list` (N,). The full split is used (no few-shot sampling) with
 the test transform (resize, center crop, normalise). The backbone is MODEL.BACKBONE.NAME of the
 config (RN50 in rn50_val.yaml; --backbone takes a model name or a checkpoint path). For ImageNet
-the val split is the test set, as in the dataset.
+the val split is the test set, as in the dataset. A multi-task suite (General10, Plant6, Fashion20)
+gets one folder per task, <output-dir>/<DATASET.NAME>/<task id>/<split>.npz with local labels, and
+tasks.json (task names and metrics) for linear_probe.py.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -25,11 +28,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import train  # noqa: E402  (extend_cfg: every project config key)
 from dassl.config import get_cfg_default  # noqa: E402
 from dassl.data.data_manager import build_data_loader  # noqa: E402
-from dassl.data.datasets import build_dataset  # noqa: E402
+from dassl.data.datasets import Datum, build_dataset  # noqa: E402
 from dassl.data.transforms import build_transform  # noqa: E402
 from dassl.utils import set_random_seed  # noqa: E402
 from trainers.common import build_clip  # noqa: E402
-from trainers.linear_probe import extract_features  # noqa: E402
+from trainers.linear_probe import TASKS_FILE, extract_features  # noqa: E402
 
 
 def setup_cfg(args: argparse.Namespace):
@@ -65,17 +68,30 @@ def main(args: argparse.Namespace) -> str:
     data_source = {"train": dataset.train_x, "val": dataset.val, "test": dataset.test}[args.split]
     if not data_source:
         raise SystemExit(f"error: {cfg.DATASET.NAME} has no {args.split} split")
-    loader = build_data_loader(
-        cfg, sampler_type="SequentialSampler", data_source=data_source,
-        batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, tfm=build_transform(cfg, is_train=False), is_train=False,
-    )
     # As the reference: OpenAI's fp16 CLIP on CUDA (fp32 on CPU).
     clip_model, _ = build_clip(cfg, "fp16", device)
-    features, labels = extract_features(clip_model.to(device), loader, device)
-
+    clip_model.to(device)
     out_dir = os.path.join(cfg.OUTPUT_DIR, cfg.DATASET.NAME)
+    if getattr(dataset, "taskid2cname", None) is None:
+        return save_features(cfg, clip_model, data_source, out_dir, args.split, device)
+    # A multi-task suite (SoftCPT): one folder per task, local labels; tasks.json names them.
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{args.split}.npz")
+    with open(os.path.join(out_dir, TASKS_FILE), "w") as f:
+        json.dump({"names": dataset.taskid2tname, "metrics": dataset.taskid2metric}, f, indent=2)
+    for task in range(len(dataset.taskid2cname)):
+        items = [Datum(impath=d.impath, label=d.label[0]) for d in data_source if d.task[0] == task]
+        path = save_features(cfg, clip_model, items, os.path.join(out_dir, str(task)), args.split, device)
+    return path
+
+
+def save_features(cfg, clip_model, items: list, out_dir: str, split: str, device: torch.device) -> str:
+    loader = build_data_loader(
+        cfg, sampler_type="SequentialSampler", data_source=items,
+        batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, tfm=build_transform(cfg, is_train=False), is_train=False,
+    )
+    features, labels = extract_features(clip_model, loader, device)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{split}.npz")
     np.savez(path, feature_list=features, label_list=labels)
     print(f"Saved {features.shape[0]} features of dimension {features.shape[1]} to {path}")
     return path

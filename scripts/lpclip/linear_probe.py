@@ -10,7 +10,8 @@ then num_step bisection rounds on val), test accuracy of the last round. Prints 
 "<dataset>, <K> Shot, Test acc stat: mean (std)" to <report_dir>/<feature_dir>_s<steps>r<runs>.txt
 (details per round in ..._details.txt) and writes <log_dir>/<dataset>/shots_<K>/seed<S>/log.txt
 with a Dassl result block, so that `python parse_test_res.py <log_dir>/<dataset>/shots_<K>` averages
-the seeds.
+the seeds. For a multi-task suite (tasks.json beside the task folders) this runs per task, each task
+scored with its metric (overall or mean per-class accuracy), and reports the mean over tasks.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from trainers.linear_probe import SHOTS, run_protocol  # noqa: E402
+from trainers.linear_probe import SHOTS, TASKS_FILE, run_multitask_protocol, run_protocol  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,5 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     args = build_parser().parse_args()
+    if os.path.isfile(os.path.join(args.feature_dir, args.dataset, TASKS_FILE)):
+        run_multitask_protocol(args.dataset, args.feature_dir, args.num_step, args.num_run, args.report_dir,
+                               args.log_dir, args.shots)
+        sys.exit(0)
     run_protocol(args.dataset, args.feature_dir, args.num_step, args.num_run, args.report_dir, args.log_dir,
                  args.shots)
