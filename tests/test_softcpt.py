@@ -377,3 +377,73 @@ def test_linear_probe_per_task_metrics_and_average(softcpt_data_root, tiny_vit_p
     assert average[1] == pytest.approx(sum(per_task) / 3)
     with open(tmp_path / "report" / "feat_s1r1.txt") as f:
         assert f.read().splitlines()[-1] == f"SoftCPTMini, 1 Shot, average over 3 tasks: {average[1]:.2f}"
+
+
+# ---------------------------------------------------------------- scripts (stub python, see test_scripts.py)
+
+NATA_ARGS = ["general10", "rn50_ep50", "16", "0", "False", "4", "False", "16", "False", "lin", "1"]
+NATA_EXP = "cnctx0_ccscFalse_tnctx4_tcscFalse_nctx16_cscFalse_typelin_ratio1"
+NATA_OPTS = ["TRAINER.MTCOOP.CLASS_N_CTX", "0", "TRAINER.MTCOOP.CLASS_CSC", "False", "TRAINER.MTCOOP.TASK_N_CTX", "4",
+             "TRAINER.MTCOOP.TASK_CSC", "False", "TRAINER.MTCOOP.N_CTX", "16", "TRAINER.MTCOOP.CSC", "False",
+             "TRAINER.MTCOOP.PG_TYPE", "lin", "TRAINER.MTCOOP.PG_RATIO", "1", "DATASET.NUM_SHOTS", "16"]
+
+
+@pytest.mark.parametrize("where", ["root", "script"])
+def test_softcpt_scripts(where, tmp_path):
+    from test_scripts import Repo, cmd
+
+    repo = Repo(tmp_path)
+    data = os.path.realpath(os.path.join(repo.cwd("softcpt/x.sh", where), "data"))
+    out = f"output/general10/MTCoOp/rn50_ep50_16shots/{NATA_EXP}_loss/seed"
+    run = repo.run("softcpt/main_mtcoop.sh", *NATA_ARGS, where=where)
+    assert run.rc == 0, run.stderr
+    assert run.calls == [cmd(data, s, "MTCoOp", "general10", "rn50_ep50", out + str(s), *NATA_OPTS) for s in (1, 2, 3)]
+    repo.make(out + "1")
+    again = repo.run("softcpt/main_mtcoop.sh", *NATA_ARGS, where=where)
+    assert again.messages[0] == f"Results are available in {out}1. Skip this job" and len(again.calls) == 2
+
+    sampled = repo.run("softcpt/main_mtcoop_cls_sample.sh", *NATA_ARGS, "0.1", where=where)
+    assert sampled.calls[0][sampled.calls[0].index("--output-dir") + 1] == \
+        f"outputd/general10/MTCoOp/rn50_ep50_16shots/{NATA_EXP}_csr0.1/seed1"
+    assert sampled.calls[0][-2:] == ["TRAINER.MTCOOP.CLS_SAMPLE_RATE", "0.1"]
+
+    b2n = f"output/base2new/general10/MTCoOp/rn50_ep50_16shots/{NATA_EXP}_loss"
+    train = repo.run("softcpt/main_mtcoop_base2new_train.sh", *NATA_ARGS, where=where)
+    assert train.calls[0] == cmd(data, 1, "MTCoOp", "general10", "rn50_ep50", f"{b2n}/base/seed1", *NATA_OPTS,
+                                 "DATASET.SUBSAMPLE_CLASSES", "base")
+    test = repo.run("softcpt/main_mtcoop_base2new_test.sh", *NATA_ARGS, where=where)
+    assert test.calls[0] == cmd(data, 1, "MTCoOp", "general10", "rn50_ep50", f"{b2n}/new/seed1", *NATA_OPTS,
+                                "DATASET.SUBSAMPLE_CLASSES", "new", model=f"{b2n}/base/seed1", epoch=50)
+
+    hard = repo.run("softcpt/main_mtcoop_hard.sh", "plant6", "rn50_ep50", "4", "16", "False", "True", where=where)
+    assert hard.calls[2] == cmd(data, 3, "MTCoOpHard", "plant6", "rn50_ep50",
+                                "output/plant6/MTCoOpHard/rn50_ep50_4shots/nctx16_cscFalse_tscTrue/seed3",
+                                "TRAINER.MTCOOPH.N_CTX", "16", "TRAINER.MTCOOPH.CSC", "False",
+                                "TRAINER.MTCOOPH.TSC", "True", "DATASET.NUM_SHOTS", "4")
+
+    zs = ["train.py", "--root", data, "--trainer", "ZeroshotCLIP", "--dataset-config-file",
+          "configs/datasets/general10.yaml", "--config-file", "configs/trainers/ZeroShot/rn50.yaml", "--output-dir"]
+    zero = repo.run("softcpt/zeroshot.sh", "general10", "rn50", "3", where=where)
+    assert zero.calls == [zs + ["output/ZeroshotCLIP/rn50/general10-3", "--eval-only", "DATASET.SUBSAMPLE_TASKS",
+                                "task3", "DATASET.NUM_SHOTS", "1"]]
+    zero_new = repo.run("softcpt/zeroshot_base2new.sh", "general10", "rn50", "3", "new", where=where)
+    assert zero_new.calls == [zs + ["output/base2new/ZeroshotCLIP/rn50/new/general10-3", "--eval-only",
+                                    "DATASET.SUBSAMPLE_TASKS", "task3", "DATASET.NUM_SHOTS", "1",
+                                    "DATASET.SUBSAMPLE_CLASSES", "new"]]
+
+
+def test_softcpt_linearprob_script(tmp_path):
+    from test_scripts import Repo
+
+    repo = Repo(tmp_path)
+    os.makedirs(os.path.join(repo.root, "configs", "datasets"))
+    with open(os.path.join(repo.root, "configs", "datasets", "plant6.yaml"), "w") as f:
+        f.write('DATASET:\n  NAME: "Plant6"\n')
+    run = repo.run("softcpt/linearprob.sh", "plant6", "vit_b16")
+    assert run.rc == 0, run.stderr
+    assert [call[call.index("--split") + 1] for call in run.calls[:3]] == ["train", "val", "test"]
+    assert run.calls[0][-2:] == ["--backbone", "ViT-B/16"]
+    assert run.calls[3][:5] == ["scripts/lpclip/linear_probe.py", "--dataset", "Plant6", "--feature_dir",
+                                "output/lpclip/vit_b16"]
+    bad = repo.run("softcpt/linearprob.sh", "plant6", "rn50", "5")
+    assert bad.rc == 1 and "Plant6 has no task 5" in bad.stderr
