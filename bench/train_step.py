@@ -4,6 +4,7 @@ reference-style implementation, on a random ViT-B/16-shaped CLIP, fp32 on CPU.
 ours       the model classes the trainers build (CoOp: trainers.base.PromptCLIP, MaPLe:
            trainers.deep_prompts.PromptedCLIP, CoCoOp: trainers.cocoop.CustomCLIP) with the text
            path of clip.encode (truncation at the last EOT, shared prefix) and SDPA attention.
+           SoftCPT (NATA, General-10-shaped suite): trainers.mtcoop.SoftCPTCLIP.
 reference  written here as the reference repositories compute it: prompts of all 77 positions,
            OpenAI's sequence-first blocks with nn.MultiheadAttention in both towers, every class
            prompt re-encoded at every step; CoCoOp loops over the images of the batch and
@@ -24,7 +25,7 @@ in the batch) does not fit in the available memory is skipped and said so rather
 machine's OOM killer.
 
     python bench/train_step.py [--quick] [--repeats 3] [--threads N] [--memory-all]
-                               [--cases coop-100,coop-397,maple-100,maple-100-b4,cocoop-100]
+                               [--cases coop-100,coop-397,maple-100,maple-100-b4,cocoop-100,softcpt-nata-g10]
 """
 from __future__ import annotations
 
@@ -54,10 +55,11 @@ sys.path.insert(0, HERE)
 
 from clip.model import CLIP  # noqa: E402
 from text_encoder import CLASS_NAMES  # noqa: E402
-from trainers import cocoop, coop, maple  # noqa: E402
+from trainers import cocoop, coop, maple, mtcoop  # noqa: E402
 from trainers.base import PromptCLIP  # noqa: E402
 from trainers.common import l2_normalize  # noqa: E402
 from trainers.deep_prompts import PromptedCLIP  # noqa: E402
+from trainers.multitask import multitask_loss  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,12 @@ CASES = {
     "maple-100": Case("maple", 100, 32, 1.5),
     "maple-100-b4": Case("maple", 100, 4, 1.5),  # batch of configs/trainers/MaPLe (extra row)
     "cocoop-100": Case("cocoop", 100, 4, 6.0, memory_target=4.0),
+    # SoftCPT NATA on a General-10-shaped suite (10 tasks, 1191 classes), main_mtcoop.sh's batch
+    "softcpt-nata-g10": Case("softcpt", 1191, 32, 3.0),
 }
+GENERAL10_SIZES = (100, 47, 10, 100, 101, 102, 37, 196, 397, 101)
 DEFAULT_CASES = "coop-100,coop-397,maple-100,maple-100-b4,cocoop-100"
-LR = {"coop": 0.002, "maple": 0.0035, "cocoop": 0.002}  # the shipped configs' SGD settings
+LR = {"coop": 0.002, "maple": 0.0035, "cocoop": 0.002, "softcpt": 0.002}  # the shipped configs' SGD settings
 
 
 def class_names(n: int) -> List[str]:
@@ -103,6 +108,11 @@ def method_cfg(method: str, depth: int) -> CN:
     elif method == "maple":
         maple.MaPLe.extend_cfg(cfg)  # N_CTX 2 from "a photo of a", PROMPT_DEPTH 9
         cfg.TRAINER.MAPLE.PROMPT_DEPTH = min(9, depth)
+    elif method == "softcpt":
+        mtcoop.MTCoOp.extend_cfg(cfg)  # NATA as in scripts/softcpt/main_mtcoop.sh
+        cfg.TRAINER.MTCOOP.CLASS_N_CTX = 0
+        cfg.TRAINER.MTCOOP.TASK_N_CTX = 4
+        cfg.TRAINER.MTCOOP.PG_TYPE = "lin"
     else:
         cocoop.CoCoOp.extend_cfg(cfg)
         cfg.TRAINER.COCOOP.N_CTX = 4  # vit_b16_c4_ep10_batch1_ctxv1, CoCoOp's main setting
@@ -176,11 +186,59 @@ def sgd(params: List[nn.Parameter], method: str) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=LR[method], momentum=0.9, weight_decay=5e-4)
 
 
+def task_sizes(classes: int) -> List[int]:
+    """General-10's class counts scaled to `classes` in all (each task at least 2)."""
+    sizes = [max(2, round(n * classes / sum(GENERAL10_SIZES))) for n in GENERAL10_SIZES]
+    sizes[-1] += classes - sum(sizes)
+    return sizes
+
+
+def softcpt_variants(case: Case, clip_model: CLIP, cfg: CN) -> Dict[str, Tuple[Loss, List[nn.Parameter]]]:
+    """NATA: ours = trainers.mtcoop.SoftCPTCLIP; reference = every prompt of all 77 positions,
+    the task prompts and then each task's class prompts re-encoded at every step."""
+    sizes = task_sizes(case.classes)
+    names = [[f"{name} {t}" if n > 397 else name for name in class_names(min(n, 397)) * (n // 397 + 1)][:n]
+             for t, n in enumerate(sizes)]
+    tasks = [f"task {name}" for name in class_names(len(sizes))]
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = mtcoop.SoftCPTCLIP(cfg, tasks, names, clip_model)
+    ref_task, ref_gen = copy.deepcopy(model.task_prompt_learner), copy.deepcopy(model.prompt_gen)
+    scale = clip_model.logit_scale.exp()
+    starts = torch.tensor([start for start, _ in model.ranges])
+
+    def label_vectors(labels: Tensor) -> Tensor:
+        task = torch.searchsorted(starts, labels, right=True) - 1
+        vec = torch.full((len(labels), case.classes), -1, dtype=torch.long)
+        for row, (t, y) in enumerate(zip(task.tolist(), labels.tolist())):
+            start, end = model.ranges[t]
+            vec[row, start:end] = 0
+            vec[row, y] = 1
+        return vec
+
+    def ours(images: Tensor, labels: Tensor) -> Tensor:
+        return multitask_loss(model(images)[0], label_vectors(labels), model.ranges)
+
+    def reference(images: Tensor, labels: Tensor) -> Tensor:
+        task_feat = ref_text(clip_model, full_prompts(ref_task, ref_task.ctx), ref_task.eot)
+        contexts = ref_gen(task_feat)
+        text = torch.cat([ref_text(clip_model, full_prompts(p, ctx), p.eot)
+                          for p, ctx in zip(model.prompt_learner, contexts)])
+        logits = scale * l2_normalize(ref_image(clip_model, images)) @ l2_normalize(text).t()
+        return multitask_loss(logits, label_vectors(labels), model.ranges)
+
+    ours_params = [model.task_prompt_learner.ctx, model.prompt_gen.proj]
+    return {"ours": (ours, ours_params), "reference": (reference, [ref_task.ctx, ref_gen.proj])}
+
+
 def build_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
     """(the frozen CLIP, {"ours": ..., "reference": ...}) from the same random draws."""
     torch.manual_seed(0)
     clip_model = vit_b16(depth)
     cfg = method_cfg(case.method, depth)
+    if case.method == "softcpt":
+        variants = softcpt_variants(case, clip_model, cfg)
+        return clip_model, {name: Variant(loss, params, sgd(params, case.method))
+                            for name, (loss, params) in variants.items()}
     names = class_names(case.classes)
     with contextlib.redirect_stdout(io.StringIO()):  # the learners' init messages
         if case.method == "coop":
@@ -349,7 +407,7 @@ def run_case(name: str, case: Case, depth: int, repeats: int, memory: bool, thre
                 first[variant_name] = (loss, grads)
             else:
                 times[variant_name].append(seconds)
-        if r > 0 and case.method == "coop":
+        if r > 0 and case.method in ("coop", "softcpt"):
             floors.append(image_floor(clip_model, images))
     (loss_ours, grads_ours), (loss_ref, grads_ref) = first["ours"], first["reference"]
     result = {
@@ -375,7 +433,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--memory-all", action="store_true", help="peak memory for every case, not only CoCoOp")
     parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
-    parser.add_argument("--depth", type=int, default=12, help=argparse.SUPPRESS)
+    parser.add_argument("--depth", type=int, default=12, help="blocks per tower (12: ViT-B/16; --quick: 2)")
     parser.add_argument("--batch", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--classes", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -385,7 +443,7 @@ def main() -> None:
         memory_child(*args.memory_child, args.depth, args.batch, args.classes)
         return
 
-    depth = 2 if args.quick else 12
+    depth = 2 if args.quick else args.depth
     repeats = 1 if args.quick else args.repeats
     print(f"Training step, random ViT-B/16-shaped CLIP ({depth} blocks per tower{' [--quick]' if args.quick else ''}), "
           f"fp32 CPU, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}, "
