@@ -338,6 +338,46 @@ def _wnid_variant(image_subdir: str, wnids: Optional[Sequence[str]], file_name: 
     return write
 
 
+# Plant-6 members (real folder names of the public downloads, in their sorted order).
+PLANT_CLASSES = {
+    "FruitVegetable": ["apple", "banana", "beetroot", "bell pepper"],
+    "KaggleFlower": ["daisy", "dandelion", "rose", "sunflower", "tulip"],
+    "KaggleMushroom": ["Agaricus", "Amanita", "Boletus", "Cortinarius"],
+    "KaggleVegetable": ["Bean", "Bitter_Gourd", "Bottle_Gourd", "Brinjal"],
+    "PlantSeedlingV1": ["Black-grass", "Charlock", "Cleavers", "Common Chickweed"],
+    "PlantVillage": ["Apple___Apple_scab", "Apple___Black_rot", "Background_without_leaves",
+                     "Pepper,_bell___healthy"],
+}
+# Fashion-20's first tasks: task_info.csv columns (id, task name, garment, class names).
+FASHION_TASKS = [("pants type", "pants", ["jeans", "leggings", "overalls", "harem pants"]),
+                 ("pants length", "pants", ["shorts", "cropped pants", "full length pants", "capri pants"]),
+                 ("waist type", "pants", ["high waist", "mid waist", "low waist", "elastic waist"])]
+
+
+def _plant_folders(image_subdir: str, classes: Sequence[str], subsets: Sequence[str] = ("",)):
+    """Writer of a Plant-6 member: class folders (under each of `subsets`); no split file."""
+
+    def write(w: Writer, n_classes: int, with_split: bool) -> None:
+        for subset in subsets:
+            for look, folder in enumerate(classes[:n_classes]):
+                for k in range(w.n_per_class):
+                    w.image(os.path.join(image_subdir, subset, folder, f"{folder[:3]}_{k}.jpg"), look, k)
+
+    return write
+
+
+def _fashion(w: Writer, n_classes: int, with_split: bool) -> None:
+    """Fashion-20's native layout: images/<task id>/<class id>/*.jpg and task_info.csv (tab
+    separated, a header line); the first three tasks with n_classes classes each."""
+    rows = ["id\ttask\tcategory\tclasses"]
+    for t, (task, garment, classes) in enumerate(FASHION_TASKS):
+        rows.append(f"{t}\t{task}\t{garment}\t{','.join(classes[:n_classes])}")
+        for c in range(n_classes):
+            for k in range(w.n_per_class):
+                w.image(f"images/{t}/{c}/{t}_{c}_{k}.jpg", t * n_classes + c, k)
+    w.text("task_info.csv", rows)
+
+
 # name -> (dataset_dir, writer, default number of classes)
 MINIATURES: dict[str, tuple[str, Callable, int]] = {
     "OxfordPets": ("oxford_pets", _pets, 5),
@@ -367,6 +407,16 @@ MINIATURES: dict[str, tuple[str, Callable, int]] = {
                   len(IMAGENET_A_WNIDS)),
     "ImageNetR": ("imagenet-rendition", _wnid_variant("imagenet-r", IMAGENET_R_WNIDS, "art_{k}.jpg", True),
                   len(IMAGENET_R_WNIDS)),
+    "FruitVegetable": ("fruit_vegetable", _plant_folders("images", PLANT_CLASSES["FruitVegetable"],
+                                                         ("train", "test", "validation")), 4),
+    "KaggleFlower": ("kaggle_flower_recognition", _plant_folders("flowers", PLANT_CLASSES["KaggleFlower"]), 5),
+    "KaggleMushroom": ("kaggle_mushroom", _plant_folders("Mushrooms", PLANT_CLASSES["KaggleMushroom"]), 4),
+    "KaggleVegetable": ("kaggle_vegetable", _plant_folders("images", PLANT_CLASSES["KaggleVegetable"],
+                                                           ("train", "test", "validation")), 4),
+    "PlantSeedlingV1": ("PlantSeedlingV1", _plant_folders("Nonsegmented", PLANT_CLASSES["PlantSeedlingV1"]), 4),
+    "PlantVillage": ("PlantVillage", _plant_folders("Plant_leave_diseases_dataset_without_augmentation",
+                                                    PLANT_CLASSES["PlantVillage"]), 4),
+    "Fashion20": ("fashion20", _fashion, 4),
 }
 
 

@@ -447,3 +447,33 @@ def test_softcpt_linearprob_script(tmp_path):
                                 "output/lpclip/vit_b16"]
     bad = repo.run("softcpt/linearprob.sh", "plant6", "rn50", "5")
     assert bad.rc == 1 and "Plant6 has no task 5" in bad.stderr
+
+
+def test_plant6_and_fashion20_suites_on_miniatures(tmp_path):
+    from dassl.data.datasets import build_dataset
+    from datasets.miniature import make_miniature
+    from datasets.suites import PLANT6_MEMBERS
+
+    root = str(tmp_path)
+    for member in PLANT6_MEMBERS:
+        make_miniature(member.dataset, root, n_classes=2, n_per_class=4)
+    plant = build_dataset(make_cfg("Plant6", root, "DATASET.NUM_SHOTS", 1, "SEED", 1, all_keys=True))
+    assert plant.taskid2tname[0] == "fruit or vegetable" and len(plant.taskid2tname) == 6
+    assert plant.taskid2metric == ["overall_acc"] * 6
+    assert plant.taskid2cname[5] == ["apple leaf with scab disease", "apple leaf with black rot"]
+    fruit_test = [d for d in plant.test if d.task == [0]]
+    assert len(fruit_test) == 3 * 2 * 1  # train/test/validation folders each split 50/20/30 per class
+    assert os.path.isfile(os.path.join(root, "PlantVillage", "split_dk_PlantVillage.json"))
+
+    make_miniature("Fashion20", root, n_classes=3, n_per_class=4)
+    fashion = build_dataset(make_cfg("Fashion20", root, "DATASET.NUM_SHOTS", 1, "SEED", 1,
+                                     "DATASET.SUBSAMPLE_CLASSES", "base", all_keys=True))
+    assert fashion.taskid2tname == ["pants_type", "pants_length", "waist_type"]
+    assert fashion.taskid2cname[0] == ["jeans", "leggings"] and fashion.taskid2metric == ["mean_acc"] * 3
+    assert fashion.taskid2template[2] == "a photo of {}, a type of pants."
+    with open(os.path.join(root, "fashion20", "split_dk_Fashion20.json")) as f:
+        split = json.load(f)
+    assert sum(len(split[s]) for s in ("train", "val", "test")) == 3 * 3 * 4
+    one = build_dataset(make_cfg("Fashion20", root, "DATASET.NUM_SHOTS", 1, "SEED", 1,
+                                 "DATASET.SUBSAMPLE_TASKS", "task1", all_keys=True))
+    assert one.taskid2tname == ["pants_length"] and {d.task[0] for d in one.test} == {0}
