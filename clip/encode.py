@@ -40,6 +40,8 @@ def encode_text(model: nn.Module, prompt: TextPrompt, shared_prefix: Optional[bo
     (e.g. class-specific contexts initialised alike) need shared_prefix=False; when the argument
     is None, `prompt.shared_prefix` decides.
     """
+    if prompt.group_sizes is not None:
+        return _encode_groups(model, prompt)
     if shared_prefix is None:
         shared_prefix = prompt.shared_prefix
     emb, prefix, eot = _checked(prompt)
@@ -106,6 +108,25 @@ def _checked(prompt: TextPrompt) -> Tuple[Tensor, Optional[Tensor], Tensor]:
     if int(eot.max()) >= length:
         raise ValueError(f"an EOT index ({int(eot.max())}) lies beyond the {length} given positions")
     return emb, prefix, eot
+
+
+def _encode_groups(model: nn.Module, prompt: TextPrompt) -> Tensor:
+    """Groups of different sizes, each with its own explicit prefix, in one shared-prefix pass."""
+    emb, prefix, sizes = prompt.embeddings, prompt.prefix, list(prompt.group_sizes)
+    if prefix is None or prefix.dim() != 3 or prefix.shape[0] != len(sizes):
+        raise ValueError(f"TextPrompt.group_sizes needs a prefix of shape ({len(sizes)}, Lp, width)")
+    if emb.dim() != 3 or sum(sizes) != emb.shape[0] or min(sizes) < 1:
+        raise ValueError(f"TextPrompt.group_sizes {sizes} must be positive and sum to the "
+                         f"{emb.shape[0] if emb.dim() == 3 else '?'} sequences of (N, L, width) embeddings")
+    if list(prompt.deep):
+        raise ValueError("TextPrompt.group_sizes does not take deep prompts")
+    eot = prompt.eot.to(device=emb.device, dtype=torch.long)
+    if eot.shape != (emb.shape[0],) or int(eot.min()) < prefix.shape[1] or \
+            int(eot.max()) >= prefix.shape[1] + emb.shape[1]:
+        raise ValueError("TextPrompt.eot must index, per sequence, a position after the prefix within it")
+    group_index = torch.repeat_interleave(torch.arange(len(sizes), device=emb.device),
+                                          torch.tensor(sizes, device=emb.device))
+    return _encode_shared(model, prefix, emb.unsqueeze(0), eot, [], prompt.deep_start, group_index)
 
 
 def _deep_groups(deep: Tensor, groups: int) -> Tensor:
@@ -187,11 +208,12 @@ def _key_values(block: nn.Module, x: Tensor) -> KV:
 
 
 def _block(block: nn.Module, x: Tensor, runs: _Runs, context: Optional[KV] = None,
-           eot_only: bool = False) -> Tuple[Tensor, KV]:
+           eot_only: bool = False, context_index: Optional[Tensor] = None) -> Tuple[Tensor, KV]:
     """One residual block on packed rows x (T, width), causal within each run.
 
     context: keys/values (Gc, Lc, width) of the Lc positions preceding every run (a prefix shared
-        by the B / Gc consecutive runs of each of Gc groups), visible to all their queries.
+        by the B / Gc consecutive runs of each of Gc groups, or by the runs whose context_index
+        (B,) names it), visible to all their queries.
     eot_only: return only the runs' last rows (B, width) (the last block: nothing else is pooled).
     Also returns this block's padded keys/values (B, Lmax, width).
     """
@@ -206,7 +228,7 @@ def _block(block: nn.Module, x: Tensor, runs: _Runs, context: Optional[KV] = Non
     n_context = 0
     if context is not None:
         n_context = context[0].shape[1]
-        k, v = (_behind(c, t) for c, t in zip(context, (k, v)))
+        k, v = (_behind(c, t, context_index) for c, t in zip(context, (k, v)))
     if eot_only:
         # Query at position n_context + length - 1 sees keys up to there; later slots are padding.
         visible = torch.arange(k.shape[1], device=x.device) < (n_context + runs.lengths)[:, None]
@@ -217,12 +239,14 @@ def _block(block: nn.Module, x: Tensor, runs: _Runs, context: Optional[KV] = Non
     return x + block.mlp(block.ln_2(x)), own
 
 
-def _behind(context: Tensor, own: Tensor) -> Tensor:
+def _behind(context: Tensor, own: Tensor, index: Optional[Tensor] = None) -> Tensor:
     """[context of the run's group ; the run's own] along positions: (B, Lc + L, C).
 
     context (Gc, Lc, C) is broadcast to the B / Gc runs of its group through an expanded view, so
-    the concatenation is the only copy.
+    the concatenation is the only copy; with index (B,), run b takes context[index[b]].
     """
+    if index is not None:
+        return torch.cat([context.index_select(0, index), own], dim=1)
     groups = context.shape[0]
     own = own.unflatten(0, (groups, -1))
     context = context.unsqueeze(1).expand(-1, own.shape[1], -1, -1)
@@ -270,12 +294,13 @@ def _encode_runs(model: nn.Module, emb: Tensor, eot: Tensor, deep: List[Tensor],
 
 
 def _encode_shared(model: nn.Module, prefix: Tensor, suffix: Tensor, eot: Tensor,
-                   deep: Sequence[Tensor], start: int) -> Tensor:
+                   deep: Sequence[Tensor], start: int, group_index: Optional[Tensor] = None) -> Tensor:
     """Shared-prefix path -> (G * N, embed_dim).
 
     prefix (Gp, Lp, width) with Gp 1 or G: encoded once per group, block by block, its keys and
     values handed to the suffixes. suffix (G, N, >= max(eot) + 1 - Lp, width): what follows the
-    prefix in each sequence, run up to its EOT.
+    prefix in each sequence, run up to its EOT. group_index (N,) (with G = 1): sequence n follows
+    prefix group_index[n] instead.
     """
     groups, n_prefix = prefix.shape[0], prefix.shape[1]
     runs = _Runs.of((eot + 1 - n_prefix).repeat(suffix.shape[0]))
@@ -288,8 +313,8 @@ def _encode_shared(model: nn.Module, prefix: Tensor, suffix: Tensor, eot: Tensor
             p = _replace(p, prefix_runs, deep[i - 1], start)
         if i == len(blocks) - 1:
             context = _key_values(block, p.view(groups, n_prefix, -1))  # the prefix's outputs are unused
-            s, _ = _block(block, s, runs, context=context, eot_only=True)
+            s, _ = _block(block, s, runs, context=context, eot_only=True, context_index=group_index)
         else:
             p, context = _block(block, p, prefix_runs)
-            s, _ = _block(block, s, runs, context=context)
+            s, _ = _block(block, s, runs, context=context, context_index=group_index)
     return _head(model, s)

@@ -31,6 +31,10 @@ class TextPrompt:
     shared_prefix: the encoder's choice of path when its caller does not force one. None detects
         the shared prefix from equal values; False says the sequences hold distinct trainable
         tensors (class-specific contexts), whose equal values must not be merged into one copy.
+    group_sizes: groups of different sizes in one call (SoftCPT: each task's classes share that
+        task's context): `embeddings` (N, L, width) holds what follows the prefix, `prefix`
+        (G, Lp, width) is required, and group g is the next group_sizes[g] sequences (sum = N).
+        No deep prompts. Output (N, embed_dim).
 
     Output of the encoder: (N, embed_dim), or (G, N, embed_dim) when there are groups.
     """
@@ -41,6 +45,7 @@ class TextPrompt:
     deep: Sequence[Tensor] = ()
     deep_start: int = 1
     shared_prefix: Optional[bool] = None
+    group_sizes: Optional[Sequence[int]] = None
 
 
 @dataclass

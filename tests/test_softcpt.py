@@ -109,6 +109,35 @@ def test_text_features_match_per_task_plain_encoding(tiny_vit):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
+def test_grouped_shared_prefix_gradients(tiny_vit):
+    """Tasks of different sizes in one call (TextPrompt.group_sizes): features and gradients of
+    the per-task contexts equal the plain per-task encoding."""
+    from clip.encode import encode_text
+    from trainers.multitask import task_prompts
+    from trainers.prompting import ClassPrompts
+
+    prompts = [ClassPrompts(tiny_vit, names, 4, "X X X X") for names in (["cat", "dog", "red panda"], ["sky"],
+                                                                         ["rough", "smooth"])]
+    weights = torch.randn(6, tiny_vit.text_projection.shape[1])
+
+    def grads(grouped: bool):
+        torch.manual_seed(0)
+        contexts = [torch.randn(4, 128, requires_grad=True) for _ in prompts]
+        if grouped:
+            prompt = task_prompts(prompts, contexts)
+            assert prompt.group_sizes == [3, 1, 2]
+            out = encode_text(tiny_vit, prompt)
+        else:
+            out = torch.cat([encode_text(tiny_vit, p.prompt(c), shared_prefix=False) for p, c in zip(prompts, contexts)])
+        (out * weights).sum().backward()
+        return out.detach(), [c.grad for c in contexts]
+
+    (out_a, grads_a), (out_b, grads_b) = grads(True), grads(False)
+    torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 # ---------------------------------------------------------------- loss and class sampling by hand
 
 RANGES = ((0, 3), (3, 5), (5, 9))
@@ -477,3 +506,27 @@ def test_plant6_and_fashion20_suites_on_miniatures(tmp_path):
     one = build_dataset(make_cfg("Fashion20", root, "DATASET.NUM_SHOTS", 1, "SEED", 1,
                                  "DATASET.SUBSAMPLE_TASKS", "task1", all_keys=True))
     assert one.taskid2tname == ["pants_length"] and {d.task[0] for d in one.test} == {0}
+
+
+@pytest.mark.parametrize("one_step", [False, True])
+def test_optimizer_steps_per_iteration(one_step, softcpt_data_root, tiny_vit_path, tmp_path):
+    """The reference registers 3 names (NATA) on one SGD optimizer: 3 steps with one gradient."""
+    from dassl.engine import build_trainer
+
+    cfg = make_cfg("SoftCPTMini", softcpt_data_root, *SOFTCPT_OPTS[2:], *variant_opts("NATA"),
+                   "MODEL.BACKBONE.NAME", tiny_vit_path, "OUTPUT_DIR", str(tmp_path), "OPTIM.WARMUP_EPOCH", "0",
+                   "TRAINER.MTCOOP.ONE_STEP_PER_ITER", str(one_step), "TRAINER.NAME", "MTCoOp",
+                   config_files=[repo_path("configs/trainers/MTCoOp/vit_b16_ep50.yaml")], all_keys=True)
+    trainer = build_trainer(cfg)
+    trainer.set_model_mode("train")
+    trainer.batch_idx, trainer.num_batches = 0, 2
+    proj = trainer.model.prompt_gen.proj
+    before = proj.detach().clone()
+    trainer.forward_backward(next(iter(trainer.train_loader_x)))
+    expected = before.clone().requires_grad_()
+    sgd = torch.optim.SGD([expected], lr=0.002, momentum=0.9, weight_decay=5e-4)
+    expected.grad = proj.grad.clone()
+    for _ in range(1 if one_step else 3):
+        sgd.step()
+    torch.testing.assert_close(proj.detach(), expected.detach(), rtol=0, atol=1e-7)
+    assert not torch.allclose(proj.detach(), before, rtol=0, atol=1e-7)

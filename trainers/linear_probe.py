@@ -79,14 +79,17 @@ def search_c(train: Split, val: Split, num_step: int, test: Optional[Split] = No
     it. The last round's winner is the result; with `test`, each round's winner is also scored.
     Scores are `metric` (see accuracy).
     """
-    grid_acc = [accuracy(fit(train, c), val, metric) for c in C_GRID]
+    def score(classifier, split: Split) -> float:
+        return accuracy(classifier, split) if metric == "overall_acc" else accuracy(classifier, split, metric)
+
+    grid_acc = [score(fit(train, c), val) for c in C_GRID]
     best = int(np.argmax(grid_acc))
     c_peak = C_GRID[best]
     left, right = c_peak / 10, c_peak * 10
     result = SearchResult(c=c_peak, classifier=None, val_acc=grid_acc[best], grid_val_acc=grid_acc)
     for _ in range(num_step):
         clf_left, clf_right = fit(train, left), fit(train, right)
-        acc_left, acc_right = accuracy(clf_left, val, metric), accuracy(clf_right, val, metric)
+        acc_left, acc_right = score(clf_left, val), score(clf_right, val)
         middle = 10 ** ((math.log10(left) + math.log10(right)) / 2)
         if acc_left < acc_right:
             result.c, result.classifier, result.val_acc = right, clf_right, acc_right
@@ -94,7 +97,7 @@ def search_c(train: Split, val: Split, num_step: int, test: Optional[Split] = No
         else:
             result.c, result.classifier, result.val_acc = left, clf_left, acc_left
             right = middle
-        test_acc = None if test is None else accuracy(result.classifier, test, metric)
+        test_acc = None if test is None else score(result.classifier, test)
         result.steps.append(SearchStep(result.c, result.val_acc, test_acc))
     if result.classifier is None:  # num_step = 0: the grid's best
         result.classifier = fit(train, c_peak)

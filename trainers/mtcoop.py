@@ -30,7 +30,7 @@ from dassl.utils import load_pretrained_weights
 
 from .base import PromptCLIP, PromptTrainer
 from .common import build_clip, freeze_except, l2_normalize
-from .multitask import joint_prompt, loss_summary, multitask_loss, sample_classes
+from .multitask import loss_summary, multitask_loss, sample_classes, task_prompts
 from .prompting import ClassPrompts, ContextPrompts, text_width
 
 PROMPT_GEN_TYPES = ("lin", "linmean", "lincls")
@@ -72,19 +72,6 @@ def placeholder_prefix(n_ctx: int, ctx_init: str) -> str:
     if len(words.split(" ")) != n_ctx:
         raise ValueError(f"TRAINER.MTCOOP.CTX_INIT {ctx_init!r} must have N_CTX ({n_ctx}) words")
     return words
-
-
-def encode_class_prompts(clip_model: CLIP, prompts: Sequence[ClassPrompts], contexts: Sequence[Tensor],
-                         chosen: Optional[Sequence[Tensor]] = None) -> Tensor:
-    """Raw text features (sum n_t or sum |chosen_t|, D) of every task's class prompts, task order.
-
-    contexts[t]: (n, w) shared by task t's classes, or (n_t, n, w) per class. chosen[t]: the local
-    classes of task t to encode (all when None). Shared contexts: one call per task, whose prompts
-    share SOS + context (encoded once). Otherwise all prompts go through one call.
-    """
-    if chosen is None and all(ctx.dim() == 2 for ctx in contexts):
-        return torch.cat([encode_text(clip_model, p.prompt(ctx)) for p, ctx in zip(prompts, contexts)])
-    return encode_text(clip_model, joint_prompt(prompts, contexts, chosen))
 
 
 class SoftCPTCLIP(PromptCLIP):
@@ -133,7 +120,8 @@ class SoftCPTCLIP(PromptCLIP):
 
     def raw_text_features(self, chosen: Optional[list[Tensor]] = None) -> Tensor:
         """(C, D); with class sampling the unchosen rows hold the constant 1e-6 (as the reference)."""
-        features = encode_class_prompts(self.clip, self.prompt_learner, self.generated_contexts(), chosen)
+        prompt = task_prompts(self.prompt_learner, self.generated_contexts(), chosen)
+        features = encode_text(self.clip, prompt)
         if chosen is None:
             return features
         index = torch.cat([idx + start for idx, (start, _) in zip(chosen, self.ranges)])
@@ -252,11 +240,15 @@ class MTCoOp(MultiTaskPromptTrainer):
         return self.model(image)[0]
 
     def backward_and_update(self, loss: Tensor) -> None:
-        if self.scaler is None:
-            super().backward_and_update(loss)
+        if self.precision.name != "amp":
+            super().backward_and_update(loss)  # one step per registered name sharing the optimizer
             return
-        # amp: the reference steps its one optimizer once through the scaler.
-        self.model_zero_grad()
+        # amp: the reference steps its one optimizer once (through the GradScaler on CUDA).
+        self.optim.zero_grad()
+        if self.scaler is None:
+            self.model_backward(loss)
+            self.optim.step()
+            return
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optim)
         self.scaler.update()

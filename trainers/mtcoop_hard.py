@@ -19,7 +19,7 @@ from dassl.engine import TRAINER_REGISTRY
 
 from .base import PromptCLIP
 from .mtcoop import MultiTaskPromptTrainer
-from .multitask import joint_prompt
+from .multitask import task_prompts
 from .prompting import ContextPrompts
 
 
@@ -31,7 +31,7 @@ class TaskContextPrompts(nn.Module):
         self.learners = nn.ModuleList(learners)
 
     def text_prompt(self) -> TextPrompt:
-        return joint_prompt(self.learners, [learner.ctx for learner in self.learners])
+        return task_prompts(self.learners, [learner.ctx for learner in self.learners])
 
 
 def hard_prompt_learner(cfg: CfgNode, taskid2cname: Sequence[Sequence[str]], clip_model: CLIP) -> nn.Module:

@@ -73,14 +73,24 @@ def sample_classes(label: Tensor, ranges: Ranges, rate: float) -> list[Tensor]:
     return chosen
 
 
-def joint_prompt(prompts: Sequence[ClassPrompts], contexts: Sequence[Tensor],
+def task_prompts(prompts: Sequence[ClassPrompts], contexts: Sequence[Tensor],
                  chosen: Optional[Sequence[Tensor]] = None) -> TextPrompt:
     """One encoder input for the class prompts of all tasks, in task order.
 
-    prompts[t] holds task t's class tokens, contexts[t] its context ((n, w) or (n_t, n, w));
-    chosen[t] keeps only those local classes (all when None). Tasks' contexts differ, so no
-    prefix is shared across the whole input.
+    prompts[t] holds task t's class tokens, contexts[t] its context: (n, w) shared by the task's
+    classes or (n_t, n, w) per class; chosen[t] keeps only those local classes (all when None).
+    Shared contexts in front of the names ("end"): the prompts of each task share SOS + context,
+    encoded once per task (TextPrompt.group_sizes). Otherwise every prompt runs in full.
     """
+    shared = chosen is None and all(ctx.dim() == 2 for ctx in contexts)
+    if shared and all(p.position == "end" for p in prompts):
+        n_ctx = prompts[0].n_ctx
+        length = max(p.length for p in prompts)
+        prefix = torch.cat([torch.cat([p.token_prefix[:1], ctx.unsqueeze(0)], dim=1)
+                            for p, ctx in zip(prompts, contexts)])
+        suffix = torch.cat([p.token_suffix[:, :length - 1 - n_ctx] for p in prompts])
+        return TextPrompt(suffix, torch.cat([p.eot for p in prompts]), prefix=prefix,
+                          group_sizes=[p.n_cls for p in prompts])
     length = max(p.length for p in prompts)
     embeddings, eots = [], []
     for t, (p, ctx) in enumerate(zip(prompts, contexts)):
@@ -89,4 +99,4 @@ def joint_prompt(prompts: Sequence[ClassPrompts], contexts: Sequence[Tensor],
             emb, eot = emb[chosen[t]], eot[chosen[t]]
         embeddings.append(emb)
         eots.append(eot)
-    return TextPrompt(torch.cat(embeddings), torch.cat(eots), shared_prefix=False)
+    return TextPrompt(torch.cat(embeddings), torch.cat(eots), shared_prefix=False if not shared else None)
