@@ -14,6 +14,7 @@ epoch. TRAINER.MTCOOP.ONE_STEP_PER_ITER True gives the intended single step.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Optional, Sequence
 
 import torch
@@ -103,17 +104,32 @@ class SoftCPTCLIP(PromptCLIP):
                                                        opts.CLASS_CTX_INIT, opts.CLASS_CSC, opts.CLASS_TOKEN_POSITION)
         feat_dim = clip_model.text_projection.shape[1]
         self.prompt_gen = PromptGen(opts.PG_TYPE, feat_dim, opts.N_CTX, width, self.csc)
+        self._frozen_features: dict[int, tuple[tuple, Tensor]] = {}
 
     def learned_modules(self) -> list[nn.Module]:
         modules = [self.task_prompt_learner, self.prompt_gen]
         return modules + [self.class_prompt_learner] if self.csc else modules
 
+    def name_features(self, learner: ContextPrompts) -> Tensor:
+        """Text features of the task or class-context prompts; computed once while nothing in
+        them trains (name-only prompts, FREEZE_CLS_PROMPT), as long as their tensors are unchanged."""
+        if any(p.requires_grad for p in learner.parameters()):
+            return encode_text(self.clip, learner.text_prompt())
+        key = tuple((id(t), t._version, t.device, t.dtype) for t in itertools.chain(learner.parameters(),
+                                                                                    learner.buffers()))
+        cached = self._frozen_features.get(id(learner))
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, encode_text(self.clip, learner.text_prompt()))
+            self._frozen_features[id(learner)] = cached
+        return cached[1]
+
     def generated_contexts(self) -> list[Tensor]:
         """Per task: (N_CTX, w) shared by its classes, or (n_t, N_CTX, w) with CSC."""
-        task_feat = encode_text(self.clip, self.task_prompt_learner.text_prompt())
+        task_feat = self.name_features(self.task_prompt_learner)
         if not self.csc:
             return list(self.prompt_gen(task_feat.to(self.dtype)))
-        class_feat = encode_text(self.clip, self.class_prompt_learner.text_prompt())
+        class_feat = self.name_features(self.class_prompt_learner)
         sizes = torch.tensor(self.sizes, device=task_feat.device)
         rows = torch.cat([class_feat, task_feat.repeat_interleave(sizes, dim=0)], dim=1)
         return list(self.prompt_gen(rows.to(self.dtype)).split(self.sizes))
