@@ -434,8 +434,8 @@ def main() -> None:
     parser.add_argument("--memory-all", action="store_true", help="peak memory for every case, not only CoCoOp")
     parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
     parser.add_argument("--depth", type=int, default=12, help="blocks per tower (12: ViT-B/16; --quick: 2)")
-    parser.add_argument("--batch", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--classes", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=0, help="override the cases' batch size")
+    parser.add_argument("--classes", type=int, default=0, help="override the cases' class count")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -453,6 +453,8 @@ def main() -> None:
         case = CASES[name]
         if args.quick:
             case = replace(case, classes=max(2, case.classes // 4), batch=max(1, case.batch // 4))
+        if args.classes or args.batch:  # e.g. a reference step that does not fit in memory
+            case = replace(case, classes=args.classes or case.classes, batch=args.batch or case.batch)
         memory = args.memory_all or case.memory_target is not None
         result = run_case(name, case, depth, repeats, memory, args.threads or torch.get_num_threads())
         results.append(result)

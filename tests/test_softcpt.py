@@ -308,15 +308,6 @@ def test_softcpt_variants_train(variant, rate, softcpt_data_root, tiny_vit_path,
     check_trained(out, log, names + (["class_prompt_learner"] if VARIANTS[variant][4] else []))
 
 
-def test_single_step_key_and_frozen_class_context(softcpt_data_root, tiny_vit_path, tmp_path):
-    opts = [*variant_opts("CATA"), "TRAINER.MTCOOP.ONE_STEP_PER_ITER", "True", "TRAINER.MTCOOP.FREEZE_CLS_PROMPT", "1"]
-    out = str(tmp_path / "one_step")
-    log = train_softcpt(out, softcpt_data_root, tiny_vit_path, "MTCoOp", opts)
-    assert "Optimizer steps per iteration: 1 " in log
-    assert "class_prompt_learner.ctx" not in log.split("Parameters to be updated:")[1].splitlines()[0]
-    check_trained(out, log, ["prompt_learner", "task_prompt_learner", "prompt_gen"])
-
-
 @pytest.mark.parametrize("variant", ["NATA", "CSTS"])
 def test_base_to_new_with_odd_class_counts(variant, softcpt_data_root, tiny_vit_path, tmp_path):
     base = str(tmp_path / "base")
@@ -510,14 +501,21 @@ def test_plant6_and_fashion20_suites_on_miniatures(tmp_path):
 
 @pytest.mark.parametrize("one_step", [False, True])
 def test_optimizer_steps_per_iteration(one_step, softcpt_data_root, tiny_vit_path, tmp_path):
-    """The reference registers 3 names (NATA) on one SGD optimizer: 3 steps with one gradient."""
+    """The reference registers 3 names (NATA; CATA with a frozen class context) on one SGD
+    optimizer: 3 steps with one gradient; ONE_STEP_PER_ITER: one."""
     from dassl.engine import build_trainer
 
-    cfg = make_cfg("SoftCPTMini", softcpt_data_root, *SOFTCPT_OPTS[2:], *variant_opts("NATA"),
+    variant = variant_opts("CATA") + ["TRAINER.MTCOOP.FREEZE_CLS_PROMPT", "1"] if one_step else variant_opts("NATA")
+    cfg = make_cfg("SoftCPTMini", softcpt_data_root, *SOFTCPT_OPTS[2:], *variant,
                    "MODEL.BACKBONE.NAME", tiny_vit_path, "OUTPUT_DIR", str(tmp_path), "OPTIM.WARMUP_EPOCH", "0",
                    "TRAINER.MTCOOP.ONE_STEP_PER_ITER", str(one_step), "TRAINER.NAME", "MTCoOp",
                    config_files=[repo_path("configs/trainers/MTCoOp/vit_b16_ep50.yaml")], all_keys=True)
     trainer = build_trainer(cfg)
+    assert trainer.get_model_names() == ["prompt_learner", "task_prompt_learner", "prompt_gen"]
+    if one_step:  # the frozen class context is neither trained nor registered
+        class_ctx = trainer.model.class_prompt_learner.ctx
+        assert not class_ctx.requires_grad
+        class_ctx_before = class_ctx.detach().clone()
     trainer.set_model_mode("train")
     trainer.batch_idx, trainer.num_batches = 0, 2
     proj = trainer.model.prompt_gen.proj
@@ -530,3 +528,5 @@ def test_optimizer_steps_per_iteration(one_step, softcpt_data_root, tiny_vit_pat
         sgd.step()
     torch.testing.assert_close(proj.detach(), expected.detach(), rtol=0, atol=1e-7)
     assert not torch.allclose(proj.detach(), before, rtol=0, atol=1e-7)
+    if one_step:
+        assert torch.equal(class_ctx.detach(), class_ctx_before)
