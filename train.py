@@ -74,6 +74,10 @@ def reset_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
         cfg.MODEL.BACKBONE.NAME = args.backbone
     if args.head:
         cfg.MODEL.HEAD.NAME = args.head
+    if getattr(args, "old_data_path", ""):  # SoftCPT: image paths recorded under another root
+        cfg.DATALOADER.OLD_DATA_PATH = args.old_data_path
+    if getattr(args, "new_data_path", ""):
+        cfg.DATALOADER.NEW_DATA_PATH = args.new_data_path
 
 
 def import_project_packages() -> list[ModuleType]:
@@ -180,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
     parser.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument("--old-data-path", type=str, default="",
+                        help="multi-task datasets: image paths starting with this are read from --new-data-path")
+    parser.add_argument("--new-data-path", type=str, default="", help="see --old-data-path")
     parser.add_argument(
         "opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line"
     )
