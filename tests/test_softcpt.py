@@ -467,6 +467,9 @@ def test_softcpt_linearprob_script(tmp_path):
                                 "output/lpclip/vit_b16"]
     bad = repo.run("softcpt/linearprob.sh", "plant6", "rn50", "5")
     assert bad.rc == 1 and "Plant6 has no task 5" in bad.stderr
+    for script in ("main_mtcoop.sh", "main_mtcoop_hard.sh", "zeroshot.sh", "linearprob.sh"):
+        no_data = repo.run(f"softcpt/{script}", "plant6", "rn50", env={"DATA": None})
+        assert no_data.rc != 0 and "set DATA to your datasets folder" in no_data.stderr and not no_data.calls
 
 
 def test_plant6_and_fashion20_suites_on_miniatures(tmp_path):
