@@ -12,6 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from clip.prompts import TextPrompt
+
 from fixtures.data_fixtures import make_cfg
 from fixtures.softcpt_fixtures import SOFTCPT_OPTS
 from fixtures.trainer_fixtures import repo_path, run_train
@@ -128,7 +130,8 @@ def test_grouped_shared_prefix_gradients(tiny_vit):
             assert prompt.group_sizes == [3, 1, 2]
             out = encode_text(tiny_vit, prompt)
         else:
-            out = torch.cat([encode_text(tiny_vit, p.prompt(c), shared_prefix=False) for p, c in zip(prompts, contexts)])
+            out = torch.cat([encode_text(tiny_vit, p.prompt(c), shared_prefix=False)
+                             for p, c in zip(prompts, contexts)])
         (out * weights).sum().backward()
         return out.detach(), [c.grad for c in contexts]
 
@@ -136,6 +139,46 @@ def test_grouped_shared_prefix_gradients(tiny_vit):
     torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=1e-5)
     for a, b in zip(grads_a, grads_b):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_class_sampling_step_matches_a_reference_style_computation(tiny_vit):
+    """CSTS with CLS_SAMPLE_RATE: the same randperm draws, each task's chosen prompts encoded
+    over all 77 positions, unchosen rows at the constant 1e-6, CE over the chosen columns."""
+    from clip.encode import encode_text
+    from trainers.mtcoop import SoftCPTCLIP
+    from trainers.multitask import multitask_loss
+
+    cfg = make_cfg("General10", ".", *variant_opts("CSTS", 0.5), all_keys=True)
+    names = [["cat", "dog", "red panda", "owl"], ["rough", "smooth", "striped"]]
+    torch.manual_seed(0)
+    model = SoftCPTCLIP(cfg, ["pet", "texture"], names, tiny_vit)
+    images = torch.randn(2, 3, 224, 224)
+    label = torch.tensor([[0, 0, 1, 0, -1, -1, -1], [-1, -1, -1, -1, 0, 1, 0]])
+
+    torch.manual_seed(5)
+    logits, selected = model(images, label)
+    loss = multitask_loss(logits, label, model.ranges, selected)
+
+    torch.manual_seed(5)
+    with torch.no_grad():
+        contexts = model.generated_contexts()
+        features, kept = [], torch.zeros(7, dtype=torch.bool)
+        for (start, end), prompts, ctx in zip(model.ranges, model.prompt_learner, contexts):
+            positive = (label[:, start:end] == 1).any(dim=0)
+            neg = torch.where(~positive)[0]
+            idx = torch.cat([torch.where(positive)[0], neg[torch.randperm(len(neg))[:math.ceil(len(neg) * 0.5)]]])
+            full = prompts.assemble(ctx)[idx]  # all 77 positions, as the reference
+            block = torch.full((end - start, tiny_vit.text_projection.shape[1]), 1e-6)
+            block[idx] += encode_text(tiny_vit, TextPrompt(full, prompts.eot[idx]), shared_prefix=False)
+            features.append(block)
+            kept[idx + start] = True
+        text = torch.cat(features)
+        text = text / text.norm(dim=-1, keepdim=True)
+        image = tiny_vit.encode_image(images)
+        want = tiny_vit.logit_scale.exp() * (image / image.norm(dim=-1, keepdim=True)) @ text.t()
+    assert torch.equal(selected, kept)
+    torch.testing.assert_close(logits.detach(), want, atol=1e-4, rtol=1e-5)
+    assert loss.item() == pytest.approx(hand_loss(want, label, model.ranges, kept), rel=1e-5)
 
 
 # ---------------------------------------------------------------- loss and class sampling by hand
@@ -211,7 +254,10 @@ def test_suite_split_files_fewshot_cache_and_subsampling(softcpt_data_root):
     cache = os.path.join(softcpt_data_root, "softcpt_mini", "split_fewshot_mt", "shot_2-seed_7.json")
     assert os.path.isfile(cache)
     again = build_dataset(make_cfg("SoftCPTMini", softcpt_data_root, *opts, all_keys=True))
-    assert [(d.impath, d.label, d.task) for d in again.train_x] == [(d.impath, d.label, d.task) for d in dataset.train_x]
+    def items(ds):
+        return [(d.impath, d.label, d.task) for d in ds.train_x]
+
+    assert items(again) == items(dataset)
 
     # the -1/0/1 label vectors of the loader
     dm = DataManager(make_cfg("SoftCPTMini", softcpt_data_root, *opts, all_keys=True), dataset=dataset)
