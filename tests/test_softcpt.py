@@ -281,6 +281,30 @@ def test_suite_split_files_fewshot_cache_and_subsampling(softcpt_data_root):
                                all_keys=True))
 
 
+def test_reference_fewshot_pickle_with_old_data_path(softcpt_data_root):
+    """A reference shot_K-seed_S.pkl (DatumMT, absolute paths of another machine) is used, and
+    DATALOADER.OLD_DATA_PATH / NEW_DATA_PATH point the loader at this machine's images."""
+    import pickle
+
+    from dassl.data import DataManager
+    from dassl.data.datasets import DatumMT, build_dataset
+
+    full = build_dataset(make_cfg("SoftCPTMini", softcpt_data_root, "DATASET.NUM_SHOTS", 0, all_keys=True))
+    moved = [DatumMT(impath=d.impath.replace(softcpt_data_root, "/elsewhere/data"), label=d.label, task=d.task)
+             for d in full.train_x[:3]]
+    path = os.path.join(softcpt_data_root, "softcpt_mini", "split_fewshot_mt", "shot_3-seed_11.pkl")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump({"train": moved, "val": moved[:1]}, f)
+    cfg = make_cfg("SoftCPTMini", softcpt_data_root, "DATASET.NUM_SHOTS", 3, "SEED", 11,
+                   "DATALOADER.OLD_DATA_PATH", "/elsewhere/data", "DATALOADER.NEW_DATA_PATH", softcpt_data_root,
+                   "DATALOADER.TRAIN_X.BATCH_SIZE", 3, all_keys=True)
+    dataset = build_dataset(cfg)
+    assert [d.impath for d in dataset.train_x] == [d.impath for d in moved]
+    batch = next(iter(DataManager(cfg, dataset=dataset).train_loader_x))
+    assert batch["img"].shape[0] == 3 and all(p.startswith(softcpt_data_root) for p in batch["impath"])
+
+
 def test_reference_split_file_and_task_name_file_are_read(tmp_path):
     from dassl.data.datasets import build_dataset
     from datasets.miniature import make_miniature
