@@ -54,6 +54,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from clip.model import CLIP  # noqa: E402
+from dassl.data import TaskLayout  # noqa: E402
 from text_encoder import CLASS_NAMES  # noqa: E402
 from trainers import cocoop, coop, maple, mtcoop  # noqa: E402
 from trainers.base import PromptCLIP  # noqa: E402
@@ -199,9 +200,10 @@ def softcpt_variants(case: Case, clip_model: CLIP, cfg: CN) -> Dict[str, Tuple[L
     sizes = task_sizes(case.classes)
     names = [[f"{name} {t}" if n > 397 else name for name in class_names(min(n, 397)) * (n // 397 + 1)][:n]
              for t, n in enumerate(sizes)]
-    tasks = [f"task {name}" for name in class_names(len(sizes))]
+    tasks = tuple(f"task {name}" for name in class_names(len(sizes)))
+    layout = TaskLayout(tasks, tuple(sizes), ("overall_acc",) * len(sizes), tuple(tuple(n) for n in names))
     with contextlib.redirect_stdout(io.StringIO()):
-        model = mtcoop.SoftCPTCLIP(cfg, tasks, names, clip_model)
+        model = mtcoop.SoftCPTCLIP(cfg, layout, clip_model)
     ref_task, ref_gen = copy.deepcopy(model.task_prompt_learner), copy.deepcopy(model.prompt_gen)
     scale = clip_model.logit_scale.exp()
     starts = torch.tensor([start for start, _ in model.ranges])

@@ -38,6 +38,13 @@ def variant_opts(name: str, sample_rate: float = 0.0) -> list[str]:
 
 # ---------------------------------------------------------------- model, RN50 shapes
 
+def layout_of(tasks: list[str], names: list[list[str]]):
+    from dassl.data import TaskLayout
+
+    return TaskLayout(tuple(tasks), tuple(len(n) for n in names), ("overall_acc",) * len(tasks),
+                      tuple(tuple(n) for n in names))
+
+
 def rn50_shaped_clip():
     """OpenAI RN50's architecture on the meta device: shapes without weights or memory."""
     from clip.model import CLIP
@@ -56,7 +63,7 @@ def test_rn50_parameter_counts_on_general10(variant, expected):
 
     cfg = make_cfg("General10", ".", *variant_opts(variant), all_keys=True)
     names = [[f"class {t} {i}" for i in range(n)] for t, n in enumerate(GENERAL10_SIZES)]
-    model = SoftCPTCLIP(cfg, [f"task {t}" for t in range(10)], names, rn50_shaped_clip())
+    model = SoftCPTCLIP(cfg, layout_of([f"task {t}" for t in range(10)], names), rn50_shaped_clip())
     learned = sum(p.numel() for m in model.learned_modules() for p in m.parameters())
     assert learned == expected
     assert model.prompt_gen.proj.dtype == torch.float32
@@ -101,7 +108,7 @@ def test_text_features_match_per_task_plain_encoding(tiny_vit):
     for variant in ("NATA", "CSTS"):
         cfg = make_cfg("General10", ".", *variant_opts(variant), all_keys=True)
         torch.manual_seed(0)
-        model = SoftCPTCLIP(cfg, ["pet", "texture"], names, tiny_vit)
+        model = SoftCPTCLIP(cfg, layout_of(["pet", "texture"], names), tiny_vit)
         with torch.no_grad():
             contexts = model.generated_contexts()
             got = model.raw_text_features()
@@ -151,7 +158,7 @@ def test_class_sampling_step_matches_a_reference_style_computation(tiny_vit):
     cfg = make_cfg("General10", ".", *variant_opts("CSTS", 0.5), all_keys=True)
     names = [["cat", "dog", "red panda", "owl"], ["rough", "smooth", "striped"]]
     torch.manual_seed(0)
-    model = SoftCPTCLIP(cfg, ["pet", "texture"], names, tiny_vit)
+    model = SoftCPTCLIP(cfg, layout_of(["pet", "texture"], names), tiny_vit)
     images = torch.randn(2, 3, 224, 224)
     label = torch.tensor([[0, 0, 1, 0, -1, -1, -1], [-1, -1, -1, -1, 0, 1, 0]])
 

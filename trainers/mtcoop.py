@@ -15,7 +15,7 @@ epoch. TRAINER.MTCOOP.ONE_STEP_PER_ITER True gives the intended single step.
 from __future__ import annotations
 
 import itertools
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -79,28 +79,26 @@ class SoftCPTCLIP(PromptCLIP):
     """Frozen CLIP + task prompts, optional class-context prompts, the meta network and the
     per-task class prompts their generated contexts go into. Logits (B, C) over all tasks."""
 
-    def __init__(self, cfg: CfgNode, tasknames: Sequence[str], taskid2cname: Sequence[Sequence[str]],
-                 clip_model: CLIP):
+    def __init__(self, cfg: CfgNode, layout: TaskLayout, clip_model: CLIP):
+        """layout: the tasks (names, class names) in order (TaskLayout.from_dataset)."""
         opts = cfg.TRAINER.MTCOOP
         width = text_width(clip_model)
         prefix = placeholder_prefix(opts.N_CTX, opts.CTX_INIT)
         print(f'Class prompts: "{prefix} <class name>." with contexts from the meta network ({opts.PG_TYPE})')
         class_prompts = nn.ModuleList(
-            ClassPrompts(clip_model, names, opts.N_CTX, prefix, opts.TOKEN_POSITION) for names in taskid2cname)
+            ClassPrompts(clip_model, names, opts.N_CTX, prefix, opts.TOKEN_POSITION) for names in layout.taskid2cname)
         super().__init__(clip_model, class_prompts)
-        self.sizes = [len(names) for names in taskid2cname]
-        ends = torch.tensor(self.sizes).cumsum(0).tolist()
-        self.ranges = [(end - size, end) for size, end in zip(self.sizes, ends)]
+        self.sizes = list(layout.sizes)
+        self.ranges = list(layout.ranges)
         self.csc = bool(opts.CSC)
         self.cls_sample_rate = float(opts.CLS_SAMPLE_RATE)
         if self.cls_sample_rate > 0 and not self.csc:
             raise ValueError("TRAINER.MTCOOP.CLS_SAMPLE_RATE > 0 needs TRAINER.MTCOOP.CSC True")
         # Built in the reference's order: it decides the draws from torch's generator.
-        self.task_prompt_learner = ContextPrompts(clip_model, tasknames, opts.TASK_N_CTX, opts.TASK_CTX_INIT,
+        self.task_prompt_learner = ContextPrompts(clip_model, layout.names, opts.TASK_N_CTX, opts.TASK_CTX_INIT,
                                                   opts.TASK_CSC, opts.TASK_TOKEN_POSITION)
         if self.csc:
-            all_classes = [name for names in taskid2cname for name in names]
-            self.class_prompt_learner = ContextPrompts(clip_model, all_classes, opts.CLASS_N_CTX,
+            self.class_prompt_learner = ContextPrompts(clip_model, layout.classnames, opts.CLASS_N_CTX,
                                                        opts.CLASS_CTX_INIT, opts.CLASS_CSC, opts.CLASS_TOKEN_POSITION)
         feat_dim = clip_model.text_projection.shape[1]
         self.prompt_gen = PromptGen(opts.PG_TYPE, feat_dim, opts.N_CTX, width, self.csc)
@@ -211,13 +209,11 @@ class MTCoOp(MultiTaskPromptTrainer):
     def build_model(self) -> None:
         cfg = self.cfg
         opts = cfg.TRAINER.MTCOOP
-        dataset = self.dm.dataset
         layout = self.build_task_layout()
         clip_model, self.precision = build_clip(cfg, self.requested_precision(cfg), self.device)
 
         print("Building custom CLIP")
-        self.model = SoftCPTCLIP(cfg, dataset.taskid2tname, dataset.taskid2cname, clip_model)
-        assert self.model.sizes == list(layout.sizes)
+        self.model = SoftCPTCLIP(cfg, layout, clip_model)
 
         print("Turning off gradients in both the image and the text encoder")
         keys = ["task_prompt_learner.", "prompt_gen."]
