@@ -610,3 +610,22 @@ def test_optimizer_steps_per_iteration(one_step, softcpt_data_root, tiny_vit_pat
     assert not torch.allclose(proj.detach(), before, rtol=0, atol=1e-7)
     if one_step:
         assert torch.equal(class_ctx.detach(), class_ctx_before)
+
+
+def test_single_task_dataset_is_one_clear_error(coop_data_root, tiny_vit_path, tmp_path, capsys):
+    import sys
+
+    import train
+
+    saved = sys.stdout
+    try:
+        code = train.cli(["--output-dir", str(tmp_path), "--root", coop_data_root, "--trainer", "MTCoOp",
+                          "--backbone", tiny_vit_path, "DATASET.NAME", "EuroSAT", "TRAINER.MTCOOP.PG_TYPE", "lin",
+                          "DATALOADER.NUM_WORKERS", "0"])
+    finally:
+        logger, sys.stdout = sys.stdout, saved
+        if logger is not saved and hasattr(logger, "close"):
+            logger.close()
+    assert code == 2
+    assert "error: MTCoOp trains on a multi-task dataset (General10, Plant6, Fashion20), got EuroSAT" in \
+        capsys.readouterr().err

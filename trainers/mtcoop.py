@@ -27,7 +27,7 @@ from clip.model import CLIP
 from dassl.data import TaskLayout
 from dassl.engine import TRAINER_REGISTRY
 from dassl.optim import build_lr_scheduler, build_optimizer
-from dassl.utils import load_pretrained_weights
+from dassl.utils import UnavailableError, load_pretrained_weights
 
 from .base import PromptCLIP, PromptTrainer
 from .common import build_clip, freeze_except, l2_normalize
@@ -165,7 +165,11 @@ class MultiTaskPromptTrainer(PromptTrainer):
     restore_learned_only = True
 
     def build_task_layout(self) -> TaskLayout:
-        self.task_layout = TaskLayout.from_dataset(self.dm.dataset)
+        dataset = self.dm.dataset
+        if getattr(dataset, "taskid2cname", None) is None:
+            raise UnavailableError(f"{type(self).__name__} trains on a multi-task dataset (General10, Plant6, "
+                                   f"Fashion20), got {self.cfg.DATASET.NAME}")
+        self.task_layout = TaskLayout.from_dataset(dataset)
         return self.task_layout
 
     def training_logits(self, image: Tensor, label: Tensor) -> tuple[Tensor, Optional[Tensor]]:
