@@ -31,6 +31,7 @@ from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.utils import (
     LegacyCheckpointError, UnavailableError, collect_env_info, set_random_seed, setup_logger,
 )
+from dassl.utils.distributed import init_distributed, is_main_process, shutdown_distributed
 
 PROJECT_PACKAGES = ("trainers", "datasets")
 DEBUG_ENV = "DASSL_DEBUG"
@@ -133,19 +134,30 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
     return cfg
 
 
+def quiet_secondary_process() -> None:
+    """Under torchrun, processes other than rank 0 print nothing (rank 0 writes log.txt)."""
+    sys.stdout = open(os.devnull, "w")
+    os.environ["TQDM_DISABLE"] = "1"
+
+
 def main(args: argparse.Namespace) -> None:
     cfg = setup_cfg(args)
+    init_distributed(cfg.USE_CUDA)  # torchrun's environment switches data parallelism on
+    if not is_main_process():
+        quiet_secondary_process()
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)
+    if is_main_process():
+        setup_logger(cfg.OUTPUT_DIR)
 
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
 
     print_args(args, cfg)
-    print("Collecting env info ...")
-    print(f"** System info **\n{collect_env_info()}\n")
+    if is_main_process():
+        print("Collecting env info ...")
+        print(f"** System info **\n{collect_env_info()}\n")
 
     trainer = build_trainer(cfg)
 
@@ -195,6 +207,7 @@ def cli(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         main(args)
+        shutdown_distributed()
     except USER_ERRORS as e:
         if os.environ.get(DEBUG_ENV) == "1":
             raise

@@ -208,8 +208,15 @@ def get_rng_states() -> dict:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+        # Under torchrun a process owns one GPU: touching the others would create contexts there.
+        states["cuda"] = [torch.cuda.get_rng_state()] if _one_gpu_per_process() else torch.cuda.get_rng_state_all()
     return states
+
+
+def _one_gpu_per_process() -> bool:
+    from .distributed import is_distributed
+
+    return is_distributed()
 
 
 def set_rng_states(states: dict) -> None:
@@ -220,8 +227,11 @@ def set_rng_states(states: dict) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(states["torch"].cpu())
     cuda = states.get("cuda")
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    if cuda and torch.cuda.is_available():
+        if _one_gpu_per_process() and len(cuda) == 1:
+            torch.cuda.set_rng_state(cuda[0].cpu())
+        elif len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
 
 
 def load_pretrained_weights(model: nn.Module, weight_path: str) -> None:
