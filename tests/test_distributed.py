@@ -224,3 +224,18 @@ def test_shards_interleave_back_and_the_evaluator_is_replayed_in_loader_batches(
         wrappers.append(wrapper)
     wrappers[0]._replay([w._records for w in wrappers])
     assert wrappers[0].calls == [([0, 2, 4], [0, 1, 2]), ([6, 8, 10], [3, 4, 5]), ([12], [6])]
+
+
+def test_batch_per_process_multiplies_the_global_batch(coop_data_root, monkeypatch):
+    from dassl.data import DataManager
+    from dassl.data import data_manager
+    from fixtures.data_fixtures import make_cfg
+
+    monkeypatch.setattr(data_manager, "get_world_size", lambda: 2)  # as under torchrun with 2 processes
+    sizes = {}
+    for per_process in (False, True):
+        cfg = make_cfg("EuroSAT", coop_data_root, "DATASET.NUM_SHOTS", 4, "DATALOADER.TRAIN_X.BATCH_SIZE", 4,
+                       "DATALOADER.BATCH_PER_PROCESS", per_process)
+        dm = DataManager(cfg)
+        sizes[per_process] = (dm.train_loader_x.batch_size, dm.test_loader.batch_size)
+    assert sizes == {False: (4, 32), True: (8, 32)}  # evaluation batches stay per process
