@@ -94,6 +94,21 @@ def tensorboard_scalars(out_dir: str, tag: str) -> dict[int, float]:
     return values
 
 
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (Linux /proc)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry))
+    return children
+
+
 def evaluation_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if line.startswith(("* total", "* correct", "* accuracy",
                                                                    "* macro_f1", "Evaluate on"))]
@@ -153,7 +168,7 @@ def test_killed_two_process_run_resumes_as_uninterrupted(tmp_path):
     run_torchrun(script, tiny_args(setup, full_dir), env)
     with open(tmp_path / "hang.out", "w") as hang_out:
         hang = torchrun(script, tiny_args(setup, killed_dir, opts=("TRAINER.TINY.HANG_AT_EPOCH", "3")), env,
-                        stdout=hang_out, stderr=subprocess.STDOUT, start_new_session=True)
+                        stdout=hang_out, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + 180
             log = killed_dir / "log.txt"
@@ -161,8 +176,12 @@ def test_killed_two_process_run_resumes_as_uninterrupted(tmp_path):
                 assert hang.poll() is None, (tmp_path / "hang.out").read_text()[-3000:]
                 assert time.time() < deadline, "the run never reached epoch 3"
                 time.sleep(0.2)
+            workers = child_pids(hang.pid)
+            assert len(workers) == 2, workers
         finally:
-            os.killpg(hang.pid, signal.SIGKILL)  # torchrun and both workers
+            # torchrun starts each worker in a session of its own: kill them, then torchrun.
+            for pid in child_pids(hang.pid) + [hang.pid]:
+                os.kill(pid, signal.SIGKILL)
             hang.wait()
     assert (killed_dir / "model" / "checkpoint").read_text() == "model.pth.tar-2\n"
 
