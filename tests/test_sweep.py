@@ -7,7 +7,6 @@ finished run writes, or fails on request), so they take a second.
 from __future__ import annotations
 
 import os
-import sys
 
 import yaml
 
