@@ -21,6 +21,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from dassl.cli import UserError
+
 from .model import CLIP, build_model
 from .simple_tokenizer import SimpleTokenizer
 
@@ -44,8 +46,8 @@ STD = (0.26862954, 0.26130258, 0.27577711)
 _CHUNK = 1 << 20
 
 
-class ClipWeightsError(RuntimeError):
-    """A weights file is missing (and cannot be downloaded) or does not match its checksum."""
+class ClipWeightsError(UserError, RuntimeError):
+    """A weights file is missing (and cannot be downloaded), unreadable, or not CLIP weights."""
 
 
 def available_models() -> List[str]:
@@ -149,10 +151,23 @@ def load_state_dict_file(path: str) -> Dict[str, Tensor]:
         try:
             state_dict = torch.load(f, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise RuntimeError(f"{path} is neither a TorchScript archive nor a state dict: {e}") from e
+            raise ClipWeightsError(
+                f"{path} is neither a TorchScript archive nor a state dict (truncated or another "
+                f"kind of file?): {' '.join(str(e).split())}") from e
     if not isinstance(state_dict, dict):
-        raise RuntimeError(f"{path} holds a {type(state_dict).__name__}, not a state dict")
+        raise ClipWeightsError(f"{path} holds a {type(state_dict).__name__}, not a state dict")
     return state_dict
+
+
+def build_model_from_file(path: str) -> CLIP:
+    """`build_model` on the weights in `path`; a file that is not CLIP weights is one clear error."""
+    state_dict = load_state_dict_file(path)
+    try:
+        return build_model(state_dict)
+    except (KeyError, RuntimeError, ValueError, IndexError) as e:  # missing keys, shape mismatches
+        raise ClipWeightsError(
+            f"{path} is not a CLIP checkpoint in OpenAI's format ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:300]})") from e
 
 
 def _convert_image_to_rgb(image: Image.Image) -> Image.Image:
@@ -191,9 +206,11 @@ def load(
     elif os.path.isfile(os.path.expanduser(name_or_path)):
         path = os.path.expanduser(name_or_path)
     else:
-        raise RuntimeError(f"Model {name_or_path} not found; available models = {available_models()}")
+        raise ClipWeightsError(
+            f"Model {name_or_path} not found; available models = {available_models()}, a weights file, "
+            "or open_clip:ARCH/PRETRAINED")
 
-    model = build_model(load_state_dict_file(path)).to(device)
+    model = build_model_from_file(path).to(device)
     if torch.device(device).type == "cpu":
         model.float()  # fp16 matmuls on CPU are slow or unsupported
     return model, _transform(model.visual.input_resolution)
