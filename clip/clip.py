@@ -23,7 +23,7 @@ from torch import Tensor
 
 from dassl.cli import UserError
 
-from .model import CLIP, build_model
+from .model import CLIP, build_model, convert_weights
 from .simple_tokenizer import SimpleTokenizer
 
 __all__ = ["available_models", "load", "tokenize", "ClipWeightsError"]
@@ -174,7 +174,7 @@ def _convert_image_to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _transform(n_px: int) -> Callable:
+def _transform(n_px: int, mean: Tuple[float, ...] = MEAN, std: Tuple[float, ...] = STD) -> Callable:
     """PIL image -> normalised (3, n_px, n_px) tensor, as CLIP was trained."""
     # Imported here so that `import clip` stays light.
     from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Normalize, Resize, ToTensor
@@ -184,7 +184,7 @@ def _transform(n_px: int) -> Callable:
         CenterCrop(n_px),
         _convert_image_to_rgb,
         ToTensor(),
-        Normalize(MEAN, STD),
+        Normalize(mean, std),
     ])
 
 
@@ -201,6 +201,8 @@ def load(
     if jit:
         raise NotImplementedError(
             "jit=True is not supported: this CLIP is always rebuilt from the state dict")
+    if name_or_path.startswith("open_clip:"):
+        return _load_open_clip(name_or_path, device, download_root)
     if name_or_path in _MODELS:
         path = _download(_MODELS[name_or_path], weights_dir(download_root))
     elif os.path.isfile(os.path.expanduser(name_or_path)):
@@ -214,6 +216,21 @@ def load(
     if torch.device(device).type == "cpu":
         model.float()  # fp16 matmuls on CPU are slow or unsupported
     return model, _transform(model.visual.input_resolution)
+
+
+def _load_open_clip(name: str, device: Union[str, torch.device], cache_dir: Union[str, None]
+                    ) -> Tuple[CLIP, Callable]:
+    """`load` for "open_clip:ARCH/PRETRAINED" (see clip/openclip_weights.py): fp32 on CPU, fp16 elsewhere."""
+    from .openclip_weights import build_open_clip_model
+
+    model, preprocess = build_open_clip_model(name, cache_dir)
+    if torch.device(device).type != "cpu":
+        convert_weights(model)  # as OpenAI's models are loaded
+    mean, std = tuple(preprocess.get("mean", MEAN)), tuple(preprocess.get("std", STD))
+    if (mean, std) != (MEAN, STD):
+        print(f"Note: {name} was trained with image mean {mean} and std {std}: set INPUT.PIXEL_MEAN "
+              f"{list(mean)} and INPUT.PIXEL_STD {list(std)}")
+    return model.to(device), _transform(model.visual.input_resolution, mean, std)
 
 
 @lru_cache()
