@@ -67,7 +67,7 @@ def report(error: BaseException, prog: str = "") -> int:
 
 
 def one_line_errors(main: Optional[Callable[..., Optional[int]]] = None, *,
-                    extra: Sequence[type[BaseException]] = (), prog: str = ""):
+                    extra: Sequence[type[BaseException]] = ()):
     """Decorator for entry points: user errors (USER_ERRORS + `extra`) -> one line, exit code 2.
 
     The wrapped function's int result is the exit code; any other result (None, ...) counts as 0.
@@ -82,7 +82,7 @@ def one_line_errors(main: Optional[Callable[..., Optional[int]]] = None, *,
             except caught as error:
                 if debugging():
                     raise
-                return report(error, prog)
+                return report(error)
             return result if isinstance(result, int) else 0
 
         return wrapper
