@@ -61,6 +61,16 @@ def test_truncated_and_foreign_weights_files(coop_data_root, tiny_vit_path, tmp_
     assert_one_line(capsys, code, f"{foreign} is not a CLIP checkpoint in OpenAI's format")
 
 
+def test_truncated_trained_checkpoint(coop_data_root, tiny_vit_path, tmp_path, capsys):
+    model_file = tmp_path / "model" / "prompt_learner" / "model.pth.tar-1"
+    model_file.parent.mkdir(parents=True)
+    model_file.write_bytes(b"PK\x03\x04 cut off")
+    args = train_args(tmp_path / "out", coop_data_root, tiny_vit_path, "CoOp", "TRAINER.COOP.PREC", "fp32")
+    flags = ["--eval-only", "--model-dir", str(tmp_path / "model"), "--load-epoch", "1"]
+    code = tiny_task.run_in_process(flags + args)
+    assert_one_line(capsys, code, f'Unable to load checkpoint from "{model_file}"')
+
+
 def test_offline_openai_name(coop_data_root, tmp_path, monkeypatch, capsys):
     from clip import clip as clip_module
 
