@@ -115,8 +115,8 @@ def import_project_module(name: str) -> ModuleType:
         where = getattr(module, "__file__", None) or list(getattr(module, "__path__", None) or ["?"])[0]
         raise ShadowedPackageError(
             f"`{name}` is already imported from {where}, which shadows the project's "
-            f"{location}: import the project (e.g. `import trainers`) before that package, or use "
-            "an environment without it")
+            f"{location}; the two cannot be imported in one Python process: use the project in a "
+            "process that has not imported that package")
     spec = importlib.util.spec_from_file_location(
         name, location, submodule_search_locations=[package_dir] if is_package else None)
     if spec is None or spec.loader is None:

@@ -56,8 +56,8 @@ def test_foreign_package_already_imported_is_one_line(fake_site, tmp_path, monke
     assert result.returncode == 1
     assert last == (f"dassl.cli.ShadowedPackageError: `datasets` is already imported from "
                     f"{fake_site / 'datasets' / '__init__.py'}, which shadows the project's "
-                    f"{os.path.join(REPO, 'datasets', '__init__.py')}: import the project (e.g. `import "
-                    "trainers`) before that package, or use an environment without it")
+                    f"{os.path.join(REPO, 'datasets', '__init__.py')}; the two cannot be imported in one "
+                    "Python process: use the project in a process that has not imported that package")
 
     # In process: the project's packages, once imported, are recognised; a foreign one is not.
     use_project_packages()
