@@ -8,6 +8,7 @@ import torch
 import torchvision.transforms as T
 from torch.utils.data import Dataset as TorchDataset
 
+from dassl.cli import UserError
 from dassl.utils import read_image
 
 from .datasets import build_dataset
@@ -17,7 +18,7 @@ from .samplers import DistributedBatchSampler, ShardSampler, build_sampler
 from .transforms import INTERPOLATION_MODES, build_transform
 
 
-class ImageReadError(RuntimeError):
+class ImageReadError(UserError, RuntimeError):
     """An image of the dataset could not be read or decoded (missing, truncated, not an image)."""
 
 

@@ -17,13 +17,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from dassl.cli import UserError
+
 from .tools import mkdir_if_missing, tolist_if_not
 
 __all__ = [
     "save_checkpoint", "load_checkpoint", "resume_from_checkpoint", "load_latest_checkpoint",
     "restore_training_state", "load_pretrained_weights", "count_num_param", "open_all_layers",
     "open_specified_layers", "init_network_weights", "get_rng_states", "set_rng_states",
-    "LegacyCheckpointError", "TRUST_LEGACY_ENV",
+    "LegacyCheckpointError", "DamagedCheckpointError", "TRUST_LEGACY_ENV",
 ]
 
 # Opt-in for trusted checkpoints written by upstream Dassl (they pickle Python objects).
@@ -31,8 +33,12 @@ TRUST_LEGACY_ENV = "DASSL_TRUST_LEGACY_CHECKPOINTS"
 POINTER_FILE = "checkpoint"
 
 
-class LegacyCheckpointError(RuntimeError):
+class LegacyCheckpointError(UserError, RuntimeError):
     """A checkpoint that torch.load(weights_only=True) refuses (pickled Python objects)."""
+
+
+class DamagedCheckpointError(UserError, RuntimeError):
+    """A checkpoint file that is not a readable torch file (truncated, overwritten, another format)."""
 
 
 def _atomic_write(fpath: str, write: Callable[[IO[bytes]], None]) -> None:
@@ -145,8 +151,7 @@ def load_checkpoint(fpath: str) -> dict:
     except pickle.UnpicklingError as e:
         unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if unsupported is None:  # not a pickled object: a damaged file
-            print(f'Unable to load checkpoint from "{fpath}"')
-            raise
+            raise DamagedCheckpointError(f'Unable to load checkpoint from "{fpath}": {e}') from e
         if os.environ.get(TRUST_LEGACY_ENV) == "1":
             return _load_trusted_legacy(fpath, map_location)
         raise LegacyCheckpointError(
@@ -155,9 +160,8 @@ def load_checkpoint(fpath: str) -> dict:
             "Dassl do (its warmup scheduler pickles the successor scheduler). If you trust the file, "
             f"set {TRUST_LEGACY_ENV}=1 to load it."
         ) from e
-    except Exception:
-        print(f'Unable to load checkpoint from "{fpath}"')
-        raise
+    except (RuntimeError, EOFError, OSError) as e:  # torch's reader: truncated or not a torch file
+        raise DamagedCheckpointError(f'Unable to load checkpoint from "{fpath}": {e}') from e
 
 
 def load_latest_checkpoint(fdir: str) -> dict:
