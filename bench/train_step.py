@@ -53,7 +53,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from clip.model import CLIP  # noqa: E402
+from clip.model import CLIP, convert_weights  # noqa: E402
 from dassl.data import TaskLayout  # noqa: E402
 from text_encoder import CLASS_NAMES  # noqa: E402
 from trainers import cocoop, coop, maple, mtcoop  # noqa: E402
@@ -232,10 +232,17 @@ def softcpt_variants(case: Case, clip_model: CLIP, cfg: CN) -> Dict[str, Tuple[L
     return {"ours": (ours, ours_params), "reference": (reference, [ref_task.ctx, ref_gen.proj])}
 
 
-def build_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
-    """(the frozen CLIP, {"ours": ..., "reference": ...}) from the same random draws."""
+def build_variants(case: Case, depth: int, fp16: bool = False,
+                   device: str = "cpu") -> Tuple[CLIP, Dict[str, Variant]]:
+    """(the frozen CLIP, {"ours": ..., "reference": ...}) from the same random draws.
+
+    fp16=True converts CLIP as the trainers do for PREC fp16 (bench/cuda_check.py runs "ours" so
+    on CUDA; the reference-style functions here are fp32 only)."""
     torch.manual_seed(0)
     clip_model = vit_b16(depth)
+    if fp16:
+        convert_weights(clip_model)
+    clip_model.to(device)
     cfg = method_cfg(case.method, depth)
     if case.method == "softcpt":
         variants = softcpt_variants(case, clip_model, cfg)
@@ -249,6 +256,7 @@ def build_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
             model = PromptedCLIP(clip_model, maple.MaPLePrompts(cfg, names, clip_model))
         else:
             model = cocoop.CustomCLIP(clip_model, cocoop.PromptLearner(cfg, names, clip_model))
+    model.to(device)
     learner = model.prompts.prompt_learner if case.method == "maple" else model.prompt_learner
     ref = copy.deepcopy(learner)  # the same initial values, its own parameters
     ours_params = [p for p in learner.parameters() if p.requires_grad]

@@ -49,7 +49,7 @@ class TextFeatureCache:
             (id(t), t._version, t.device, t.dtype)
             for m in learners for t in itertools.chain(m.parameters(), m.buffers())
         )
-        entry = self._entry  # one read: DataParallel replicas share this object
+        entry = self._entry
         if entry is not None and entry[0] == key:
             return entry[1]
         value = compute()
@@ -194,13 +194,6 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self.register_model(self.registered_name, module, self.optim, self.sched)
         self.scaler = self.precision.grad_scaler()
-        self.wrap_data_parallel()
-
-    def wrap_data_parallel(self) -> None:
-        device_count = torch.cuda.device_count()
-        if self.device.type == "cuda" and device_count > 1:
-            print(f"Multiple GPUs detected (n_gpus={device_count}), use all of them!")
-            self.model = nn.DataParallel(self.model)
 
     def compute_loss(self, image: Tensor, label: Tensor) -> tuple[Tensor, dict[str, float]]:
         """Training loss and the values logged for it (default: CE on the logits, and accuracy)."""
@@ -223,6 +216,7 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
             return
         self.model_zero_grad()
         self.scaler.scale(loss).backward()
+        self.sync_gradients()  # under torchrun; before the scaler's inf check, so all processes agree
         for name in self.get_model_names():
             self.scaler.step(self._optims[name])
         self.scaler.update()

@@ -247,7 +247,6 @@ class MTCoOp(MultiTaskPromptTrainer):
         print(f"Optimizer steps per iteration: {steps} (TRAINER.MTCOOP.ONE_STEP_PER_ITER {one_step})")
         self.scaler = self.precision.grad_scaler()
         self.model.eval()  # no dropout anywhere; registered modules follow set_model_mode
-        self.wrap_data_parallel()
 
     def training_logits(self, image: Tensor, label: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         return self.model(image, label)
@@ -263,8 +262,9 @@ class MTCoOp(MultiTaskPromptTrainer):
         self.optim.zero_grad()
         if self.scaler is None:
             self.model_backward(loss)
-            self.optim.step()
+            self.model_update(self.get_model_names()[0])  # synchronises gradients under torchrun
             return
         self.scaler.scale(loss).backward()
+        self.sync_gradients()
         self.scaler.step(self.optim)
         self.scaler.update()

@@ -21,6 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from dassl.cli import one_line_errors  # noqa: E402
 from trainers.linear_probe import SHOTS, TASKS_FILE, run_multitask_protocol, run_protocol  # noqa: E402
 
 
@@ -38,9 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     args = build_parser().parse_args()
-    if os.path.isfile(os.path.join(args.feature_dir, args.dataset, TASKS_FILE)):
-        run_multitask_protocol(args.dataset, args.feature_dir, args.num_step, args.num_run, args.report_dir,
-                               args.log_dir, args.shots)
-        sys.exit(0)
-    run_protocol(args.dataset, args.feature_dir, args.num_step, args.num_run, args.report_dir, args.log_dir,
-                 args.shots)
+    multitask = os.path.isfile(os.path.join(args.feature_dir, args.dataset, TASKS_FILE))
+    protocol = run_multitask_protocol if multitask else run_protocol
+    sys.exit(one_line_errors(protocol)(args.dataset, args.feature_dir, args.num_step, args.num_run,
+                                       args.report_dir, args.log_dir, args.shots))
