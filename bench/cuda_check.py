@@ -118,7 +118,7 @@ def check_trainers(work: str, backbone: str, root: str, only: Optional[list[str]
             start = time.time()
             if not trains(cls):
                 code, log = run_train(base + ["--output-dir", out, "--eval-only"] + opts)
-                ok = code == 0 and "* accuracy:" in log
+                ok = code == 0 and ("* accuracy:" in log or "* overall_metric:" in log)
                 results.append(report(label, ok, f"eval-only (nothing to train), {time.time() - start:.1f} s"
                                       if ok else f"exit {code}: {tail(log)}"))
                 continue
@@ -134,7 +134,7 @@ def check_trainers(work: str, backbone: str, root: str, only: Optional[list[str]
                 continue
             code, eval_log = run_train(base + ["--output-dir", out + "_eval", "--eval-only", "--model-dir", out,
                                                "--load-epoch", "1"] + opts)
-            reloaded = code == 0 and "* accuracy:" in eval_log
+            reloaded = code == 0 and ("* accuracy:" in eval_log or "* overall_metric:" in eval_log)
             # No loss line: a trainer that fits without gradient steps (the linear probe).
             losses_text = (f"{len(losses)} losses, all finite={finite} (last {losses[-1]:.4f})" if losses
                            else "no loss logged (no gradient steps)")

@@ -36,6 +36,7 @@ from dassl.utils import listdir_nohidden, mkdir_if_missing
 from . import caltech101, eurosat
 from .base import dataset_root, missing, pointing_to_docs
 from .splits import SUBSAMPLE_CHOICES, write_json_atomic
+from .templates import CUSTOM_TEMPLATES
 
 FEWSHOT_DIR = "split_fewshot_mt"
 TASK_NAME_FILE = "task_name.txt"
@@ -358,3 +359,17 @@ class Fashion20(TaskSuite):
         meta = {"taskid2cname": cnames, "taskid2desc": [""] * len(rows), "taskid2type": ["sl"] * len(rows),
                 "taskid2tname": tnames, "taskid2metric": ["mean_acc"] * len(rows)}
         return meta, splits
+
+
+def single_task_suite(cfg, dataset) -> DatasetBaseMT:
+    """A single-task dataset as a suite of one task (the reference's member datasets are such
+    suites): its task name (task_name.txt in its folder, else the defaults above, else its
+    DATASET.NAME), metric and zero-shot template."""
+    name = cfg.DATASET.NAME
+    member = next((m for m in (*GENERAL10_MEMBERS, *PLANT6_MEMBERS) if m.dataset == name), None)
+    task_name = _read_task_name(getattr(dataset, "dataset_dir", "")) or (member.task_name if member else name)
+    metric = member.metric if member else "overall_acc"
+    template = member.template if member else CUSTOM_TEMPLATES.get(name, "a photo of a {}.")
+    suite = concat_task_datasets([dataset], [task_name], [metric])
+    suite.taskid2template = [template]
+    return suite

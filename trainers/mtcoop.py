@@ -25,9 +25,11 @@ from yacs.config import CfgNode as CN
 from clip.encode import encode_text
 from clip.model import CLIP
 from dassl.data import TaskLayout
+from dassl.data.datasets import build_dataset
 from dassl.engine import TRAINER_REGISTRY
 from dassl.optim import build_lr_scheduler, build_optimizer
-from dassl.utils import UnavailableError, load_pretrained_weights
+from dassl.utils import load_pretrained_weights
+from datasets.suites import single_task_suite
 
 from .base import PromptCLIP, PromptTrainer
 from .common import build_clip, freeze_except, l2_normalize
@@ -164,12 +166,15 @@ class MultiTaskPromptTrainer(PromptTrainer):
 
     restore_learned_only = True
 
-    def build_task_layout(self) -> TaskLayout:
-        dataset = self.dm.dataset
+    def build_dataset(self):
+        """A single-task dataset runs as a suite of one task (as in the reference)."""
+        dataset = build_dataset(self.cfg)
         if getattr(dataset, "taskid2cname", None) is None:
-            raise UnavailableError(f"{type(self).__name__} trains on a multi-task dataset (General10, Plant6, "
-                                   f"Fashion20), got {self.cfg.DATASET.NAME}")
-        self.task_layout = TaskLayout.from_dataset(dataset)
+            dataset = single_task_suite(self.cfg, dataset)
+        return dataset
+
+    def build_task_layout(self) -> TaskLayout:
+        self.task_layout = TaskLayout.from_dataset(self.dm.dataset)
         return self.task_layout
 
     def training_logits(self, image: Tensor, label: Tensor) -> tuple[Tensor, Optional[Tensor]]:

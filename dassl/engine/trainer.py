@@ -361,7 +361,7 @@ class SimpleTrainer(TrainerBase):
         # Imported here so that importing the engine does not pull in torchvision and PIL.
         from dassl.data import DataManager
 
-        dm = DataManager(self.cfg)
+        dm = DataManager(self.cfg, dataset=self.build_dataset())
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = dm.train_loader_u
         self.val_loader = dm.val_loader
@@ -370,6 +370,11 @@ class SimpleTrainer(TrainerBase):
         self.num_source_domains = dm.num_source_domains
         self.lab2cname = dm.lab2cname
         self.dm = dm
+
+    def build_dataset(self):
+        """The dataset for the DataManager; None: DataManager builds DATASET.NAME (a trainer may
+        adapt the dataset here, e.g. SoftCPT runs a single-task dataset as a suite of one task)."""
+        return None
 
     def build_model(self) -> None:
         """SimpleNet from MODEL.*, with its optimizer and scheduler, registered as "model"."""
