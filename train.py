@@ -76,6 +76,15 @@ def reset_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
         cfg.MODEL.HEAD.NAME = args.head
 
 
+def reset_lamm_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
+    """The LAMM repository's flags (--triplet-loss, --origin-clip, --random-init, --shots) as
+    TRAINER.LAMM.* keys (trainers/label_alignment.py); trailing options still override them."""
+    from trainers.label_alignment import cli_flags_to_cfg
+
+    cli_flags_to_cfg(cfg, getattr(args, "triplet_loss", False), getattr(args, "origin_clip", False),
+                     getattr(args, "random_init", False), getattr(args, "shots", None))
+
+
 def import_project_packages() -> list[ModuleType]:
     """Import `trainers` and `datasets`; their import registers the trainer and dataset names."""
     packages = []
@@ -124,6 +133,7 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
         if args.config_file:
             merge_config_file(cfg, args.config_file)
         reset_cfg(cfg, args)
+        reset_lamm_cfg(cfg, args)
         cfg.merge_from_list(args.opts)
     except KeyError as e:  # unknown key; the message names the closest known one
         raise UserError(e.args[0]) from None
@@ -180,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
     parser.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument("--triplet-loss", action="store_true",
+                        help="LAMM: label embeddings with the hierarchical loss (TRAINER.LAMM.ENABLED/LOSS)")
+    parser.add_argument("--origin-clip", action="store_true",
+                        help="LAMM alone: label embeddings, context frozen (TRAINER.LAMM.ENABLED/FREEZE_CTX)")
+    parser.add_argument("--random-init", action="store_true",
+                        help="LAMM: random label embeddings (TRAINER.LAMM.ENABLED/RANDOM_INIT)")
+    parser.add_argument("--shots", type=int, default=None,
+                        help="LAMM: parameter-space weight 1/SHOTS (TRAINER.LAMM.SHOTS, default 1)")
     parser.add_argument(
         "opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line"
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os.path as osp
-from typing import Callable, ClassVar, Optional, Sequence
+from typing import Callable, ClassVar, Iterable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,12 @@ from .common import PRECISIONS, build_clip, freeze_except, l2_normalize
 from .image_cache import ImageFeatureCacheMixin
 
 
+def tensor_state_key(tensors: Iterable[Tensor]) -> tuple:
+    """Identity, version counter, device and dtype of each tensor: changes with any in-place update,
+    a loaded state dict or a `.to()`."""
+    return tuple((id(t), t._version, t.device, t.dtype) for t in tensors)
+
+
 class TextFeatureCache:
     """Class text features of image-independent prompts, reused during evaluation.
 
@@ -43,10 +49,7 @@ class TextFeatureCache:
         if learner.training or torch.is_grad_enabled():
             self._entry = None
             return compute()
-        key = tuple(
-            (id(t), t._version, t.device, t.dtype)
-            for t in itertools.chain(learner.parameters(), learner.buffers())
-        )
+        key = tensor_state_key(itertools.chain(learner.parameters(), learner.buffers()))
         entry = self._entry  # one read: DataParallel replicas share this object
         if entry is not None and entry[0] == key:
             return entry[1]
@@ -168,7 +171,7 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
         self.model = self.build_custom_clip(cfg, classnames, clip_model)
 
         print("Turning off gradients in both the image and the text encoder")
-        trainable = freeze_except(self.model, self.trainable_keys)
+        trainable = self.freeze(self.model)
         print(f"Parameters to be updated: {trainable}")
         module = self.registered_module(self.model)
         if cfg.MODEL.INIT_WEIGHTS:
@@ -184,6 +187,14 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
         if self.device.type == "cuda" and device_count > 1:
             print(f"Multiple GPUs detected (n_gpus={device_count}), use all of them!")
             self.model = nn.DataParallel(self.model)
+
+    def freeze(self, model: nn.Module) -> list[str]:
+        """Only the parameters named by `trainable_keys` train; returns their names."""
+        return freeze_except(model, self.trainable_keys)
+
+    def keys_dropped_on_load(self) -> tuple[str, ...]:
+        """Entries of a checkpoint that `load_model` does not load (default: class_dependent_keys)."""
+        return self.class_dependent_keys
 
     def compute_loss(self, image: Tensor, label: Tensor) -> tuple[Tensor, dict[str, float]]:
         """Training loss and the values logged for it (default: CE on the logits, and accuracy)."""
@@ -224,4 +235,4 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
             if not osp.exists(model_path):
                 hint = " (pass --load-epoch: last_step runs save model.pth.tar-<epoch> only)" if epoch is None else ""
                 raise FileNotFoundError(f'Model not found at "{model_path}"{hint}')
-            load_registered_state(self._models[name], model_path, self.class_dependent_keys, name)
+            load_registered_state(self._models[name], model_path, self.keys_dropped_on_load(), name)
