@@ -7,9 +7,10 @@ from . import (caltech101, dtd, eurosat, fgvc_aircraft, folder, food101, imagene
                imagenet_r, imagenet_sketch, imagenetv2, oxford_flowers, oxford_pets, stanford_cars,
                sun397, ucf101)
 from .folder import extend_cfg
+from . import cifar100  # noqa: E402  (LAMM's MYCIFAR100)
 
 __all__ = [
     "caltech101", "dtd", "eurosat", "fgvc_aircraft", "folder", "food101", "imagenet", "imagenet_a",
     "imagenet_r", "imagenet_sketch", "imagenetv2", "oxford_flowers", "oxford_pets", "stanford_cars",
-    "sun397", "ucf101", "extend_cfg",
+    "sun397", "ucf101", "extend_cfg", "cifar100",
 ]
