@@ -54,7 +54,7 @@ sys.path.insert(0, HERE)
 
 from clip.model import CLIP  # noqa: E402
 from text_encoder import CLASS_NAMES  # noqa: E402
-from trainers import cocoop, coop, maple  # noqa: E402
+from trainers import cocoop, coop, label_alignment, maple  # noqa: E402
 from trainers.base import PromptCLIP  # noqa: E402
 from trainers.common import l2_normalize  # noqa: E402
 from trainers.deep_prompts import PromptedCLIP  # noqa: E402
@@ -75,9 +75,14 @@ CASES = {
     "maple-100": Case("maple", 100, 32, 1.5),
     "maple-100-b4": Case("maple", 100, 4, 1.5),  # batch of configs/trainers/MaPLe (extra row)
     "cocoop-100": Case("cocoop", 100, 4, 6.0, memory_target=4.0),
+    # LAMM (trainers/label_alignment.py): CoOp+LAMM and LAMM alone (context frozen), hierarchical loss.
+    "coop-lamm-100": Case("coop-lamm", 100, 32, 2.0),
+    "lamm-100": Case("lamm", 100, 32, 2.0),
 }
+LAMM_METHODS = ("coop-lamm", "lamm")
 DEFAULT_CASES = "coop-100,coop-397,maple-100,maple-100-b4,cocoop-100"
-LR = {"coop": 0.002, "maple": 0.0035, "cocoop": 0.002}  # the shipped configs' SGD settings
+LR = {"coop": 0.002, "maple": 0.0035, "cocoop": 0.002,  # the shipped configs' SGD settings
+      "coop-lamm": 0.002, "lamm": 0.002}
 
 
 def class_names(n: int) -> List[str]:
@@ -176,8 +181,54 @@ def sgd(params: List[nn.Parameter], method: str) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=LR[method], momentum=0.9, weight_decay=5e-4)
 
 
+def build_lamm_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
+    """LAMM on CoOp's vit_b16_ep50_ctxv1 ("a photo of a"), --triplet-loss (and --origin-clip for
+    "lamm"). ours: label_alignment.branch_outputs (both branches in one shared-prefix call; with the
+    context frozen the name prompts' features are computed once). reference: both branches'
+    n_cls prompts on all 77 positions at every step, then the same loss formula."""
+    torch.manual_seed(0)
+    clip_model = vit_b16(depth)
+    cfg = method_cfg("coop", depth)
+    cfg.TRAINER.COOP.CTX_INIT = "a photo of a"
+    cfg.TRAINER.LAMM.ENABLED = cfg.TRAINER.LAMM.LOSS = True
+    cfg.TRAINER.LAMM.FREEZE_CTX = case.method == "lamm"
+    names = class_names(case.classes)
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = PromptCLIP(clip_model, coop.PromptLearner(cfg, names, clip_model))
+        label_alignment.attach_labels(model.prompt_learner, clip_model, cfg)
+    learner = model.prompt_learner
+    learner.ctx.requires_grad_(not cfg.TRAINER.LAMM.FREEZE_CTX)
+    ref = copy.deepcopy(learner)
+    ours_params = [p for p in learner.parameters() if p.requires_grad]
+    ref_params = [p for p in ref.parameters() if p.requires_grad]
+    scale = clip_model.logit_scale.exp()
+    weights = label_alignment.LossWeights(param=1.0, feat=1.0, logit=0.05, temperature=2.0)  # --shots 1
+    cache = label_alignment.FixedBranchCache()
+
+    def ours(images: Tensor, labels: Tensor) -> Tensor:
+        out = label_alignment.branch_outputs(model, images, cache)
+        return label_alignment.hierarchical_loss(out, labels, learner.token_classes, learner.fix_token, weights)[0]
+
+    def reference(images: Tensor, labels: Tensor) -> Tensor:
+        image = l2_normalize(ref_image(clip_model, images))
+        m = ref.token_classes.shape[1]
+        learned = torch.cat([ref.token_prefix, ref.ctx.expand(ref.n_cls, -1, -1), ref.token_classes,
+                             ref.token_suffix[:, m:]], dim=1)
+        text = l2_normalize(ref_text(clip_model, learned, ref.eot))
+        text_fixed = l2_normalize(ref_text(clip_model, full_prompts(ref, ref.ctx), ref.eot))
+        out = label_alignment.BranchOutputs(text, text_fixed, scale * image @ text.t(), scale * image @ text_fixed.t())
+        return label_alignment.hierarchical_loss(out, labels, ref.token_classes, ref.fix_token, weights)[0]
+
+    return clip_model, {
+        "ours": Variant(ours, ours_params, sgd(ours_params, case.method)),
+        "reference": Variant(reference, ref_params, sgd(ref_params, case.method)),
+    }
+
+
 def build_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
     """(the frozen CLIP, {"ours": ..., "reference": ...}) from the same random draws."""
+    if case.method in LAMM_METHODS:
+        return build_lamm_variants(case, depth)
     torch.manual_seed(0)
     clip_model = vit_b16(depth)
     cfg = method_cfg(case.method, depth)
@@ -349,7 +400,7 @@ def run_case(name: str, case: Case, depth: int, repeats: int, memory: bool, thre
                 first[variant_name] = (loss, grads)
             else:
                 times[variant_name].append(seconds)
-        if r > 0 and case.method == "coop":
+        if r > 0 and case.method in ("coop", *LAMM_METHODS):
             floors.append(image_floor(clip_model, images))
     (loss_ours, grads_ours), (loss_ref, grads_ref) = first["ours"], first["reference"]
     result = {
