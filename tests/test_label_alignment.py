@@ -228,3 +228,20 @@ def test_plain_coop_and_maple_have_no_labels(tiny_vit):
         model = trainer.build_custom_clip(cfg, NAMES, tiny_vit)
         assert isinstance(model, cls) and not la.class_prompts(model).has_labels
         assert not any("token_classes" in k or "fix_token" in k for k in model.state_dict())
+
+
+def test_labels_with_equal_values_get_their_own_gradients(tiny_vit):
+    """Names sharing their first token start with equal labels; the shared-prefix text path must
+    still treat them as distinct parameters (same gradients as the plain path)."""
+    from clip.encode import encode_text
+
+    model, _ = build("coop", ["sweet pepper", "sweet potato", "sweet corn"], tiny_vit, N_TOKENS=1)
+    learner = la.class_prompts(model)
+    grads = []
+    for shared in (None, False):
+        learner.token_classes.grad = None
+        weights = torch.arange(3.0)[:, None]
+        (encode_text(tiny_vit, learner.text_prompt(), shared_prefix=shared) * weights).sum().backward()
+        grads.append(learner.token_classes.grad.clone())
+    assert not torch.equal(grads[0][0], grads[0][2])
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-4)

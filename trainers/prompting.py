@@ -217,9 +217,16 @@ class ClassPrompts(nn.Module):
         Class-specific contexts are distinct parameters even where their values coincide (e.g.
         right after a shared initialisation), so they are never encoded as one shared prefix.
         The active branches' prompts follow one another: (*G, len(branches) * n_cls, L, w).
+        With label embeddings the shared prefix is given explicitly, ending before the label slot:
+        labels that start out equal (names sharing their first tokens) are distinct parameters.
         """
         class_specific = ctx.dim() >= 3 and ctx.shape[-3] > 1
         parts = [self.assemble(ctx, self.length, branch) for branch in self.branches]
         embeddings = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-3)
-        return TextPrompt(embeddings=embeddings, eot=self.eot.repeat(len(parts)),
-                          shared_prefix=False if class_specific else None)
+        eot = self.eot.repeat(len(parts))
+        if class_specific:
+            return TextPrompt(embeddings=embeddings, eot=eot, shared_prefix=False)
+        if "labels" in self.branches and embeddings.dim() == 3:
+            cut = 1 + self.n_ctx + self.label_offset
+            return TextPrompt(embeddings=embeddings[:, cut:], eot=eot, prefix=embeddings[0, :cut])
+        return TextPrompt(embeddings=embeddings, eot=eot)
