@@ -79,10 +79,14 @@ def reset_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
 def reset_lamm_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
     """The LAMM repository's flags (--triplet-loss, --origin-clip, --random-init, --shots) as
     TRAINER.LAMM.* keys (trainers/label_alignment.py); trailing options still override them."""
-    from trainers.label_alignment import cli_flags_to_cfg
+    from trainers.label_alignment import LabelAlignmentMixin, cli_flags_to_cfg
 
-    cli_flags_to_cfg(cfg, getattr(args, "triplet_loss", False), getattr(args, "origin_clip", False),
-                     getattr(args, "random_init", False), getattr(args, "shots", None))
+    flags = [getattr(args, name, False) for name in ("triplet_loss", "origin_clip", "random_init")]
+    if any(flags) and cfg.TRAINER.NAME in TRAINER_REGISTRY.registered_names() and not issubclass(
+            TRAINER_REGISTRY.get(cfg.TRAINER.NAME), LabelAlignmentMixin):
+        raise UserError(f"--triplet-loss, --origin-clip and --random-init (LAMM) work with --trainer CoOp or "
+                        f"MaPLe, not {cfg.TRAINER.NAME}")
+    cli_flags_to_cfg(cfg, *flags, getattr(args, "shots", None))
 
 
 def import_project_packages() -> list[ModuleType]:

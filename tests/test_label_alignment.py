@@ -218,6 +218,8 @@ def test_cli_flags_map_onto_keys():
     # Trailing options override the flags; CE-only label tuning is a key.
     ce_only = cfg_of("--triplet-loss", "TRAINER.LAMM.LOSS", "False").TRAINER.LAMM
     assert ce_only.ENABLED and not ce_only.LOSS
+    with pytest.raises(train.UserError, match="work with --trainer CoOp or MaPLe, not CoCoOp"):
+        train.setup_cfg(train.build_parser().parse_args(["--trainer", "CoCoOp", "--triplet-loss"]))
 
 
 def test_plain_coop_and_maple_have_no_labels(tiny_vit):

@@ -329,7 +329,8 @@ class LabelAlignmentMixin:
 
     def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
         learner = class_prompts(self._model)
-        if learner.has_labels and self.cfg.DATASET.SUBSAMPLE_CLASSES == "new" and not self._trained_here:  # type: ignore[attr-defined]
+        new_classes = self.cfg.DATASET.SUBSAMPLE_CLASSES == "new"  # type: ignore[attr-defined]
+        if learner.has_labels and new_classes and not self._trained_here:
             print("LAMM: testing on the new classes with their names (no label embeddings), as the reference")
             learner.drop_labels()
         try:

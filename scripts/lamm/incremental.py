@@ -67,10 +67,16 @@ def accuracy(log: str) -> float:
     return float(found[-1])
 
 
-def saved_epoch(run_dir: str, name: str = "prompt_learner") -> int:
+def saved_epoch(run_dir: str) -> int:
     """The epoch of the last checkpoint of a finished training run (its `checkpoint` pointer)."""
-    with open(os.path.join(run_dir, name, "checkpoint")) as f:
+    with open(os.path.join(run_dir, "prompt_learner", "checkpoint")) as f:
         return int(f.read().strip().rsplit("-", 1)[1])
+
+
+def last_state(run_dir: str) -> dict:
+    """The prompt learner's state dict saved at the end of a training run."""
+    path = os.path.join(run_dir, "prompt_learner", f"model.pth.tar-{saved_epoch(run_dir)}")
+    return load_checkpoint(path)["state_dict"]
 
 
 class Protocol:
@@ -109,9 +115,7 @@ class Protocol:
         if not self.trained(stage_dir):
             self.run(stage_dir, self.lamm_flags, "DATASET.SUBSAMPLE_CLASSES", f"group:{k}/{n}", *tokens)
         # Merge the label embeddings of stages 1..k (the context and CLIP are the same frozen ones).
-        states = [load_checkpoint(os.path.join(self.out, "LAMM", f"stage{s}", "prompt_learner",
-                                               f"model.pth.tar-{saved_epoch(os.path.join(self.out, 'LAMM', f'stage{s}'))}"))
-                  ["state_dict"] for s in range(1, k + 1)]
+        states = [last_state(os.path.join(self.out, "LAMM", f"stage{s}")) for s in range(1, k + 1)]
         seen = self.groups[k - 1].stop
         state = {"ctx": states[-1]["ctx"]}
         for key in ("token_classes", "fix_token"):
@@ -132,9 +136,7 @@ class Protocol:
         if not self.trained(stage_dir):
             init = []
             if k > 1:  # sequential fine-tuning: start from the previous stage's context only
-                previous = os.path.join(self.out, "CoOp", f"stage{k - 1}")
-                ctx = load_checkpoint(os.path.join(previous, "prompt_learner",
-                                                   f"model.pth.tar-{saved_epoch(previous)}"))["state_dict"]["ctx"]
+                ctx = last_state(os.path.join(self.out, "CoOp", f"stage{k - 1}"))["ctx"]
                 init_dir = os.path.join(self.out, "CoOp", f"init{k}")
                 save_checkpoint({"state_dict": {"ctx": ctx}, "epoch": 0}, init_dir)
                 init = ["MODEL.INIT_WEIGHTS", os.path.join(init_dir, "model.pth.tar-0")]
