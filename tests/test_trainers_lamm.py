@@ -46,6 +46,16 @@ def test_lamm_alone_trains_only_the_labels_and_eval_only_keeps_them(coop_data_ro
     assert "Note:" not in eval_log and "LAMM: testing on the new classes" not in eval_log
     assert ACCURACY.findall(eval_log)[-1] == ACCURACY.findall(log)[-1]
 
+    # Label embeddings of another class list (ImageNet -> ImageNet-A/R): tested with the names.
+    other = coop_run(str(tmp_path / "other"), coop_data_root, tiny_vit_path, "--triplet-loss", "--eval-only",
+                     "--model-dir", out, "--load-epoch", "2", opts=("DATASET.SUBSAMPLE_CLASSES", "base"))
+    assert "the checkpoint's label embeddings are for other classes than the 2 of this dataset" in other
+    assert TOTAL.findall(other)[-1] == "8"
+    # Plain CoOp reads the same checkpoint as CoOp does today: the label entries are reported, unused.
+    plain = coop_run(str(tmp_path / "plain"), coop_data_root, tiny_vit_path, "--eval-only",
+                     "--model-dir", out, "--load-epoch", "2")
+    assert "unknown to the model: ['token_classes', 'fix_token']" in plain
+
 
 def test_coop_lamm_base_to_new(coop_data_root, tiny_vit_path, tmp_path):
     base = str(tmp_path / "train_base")

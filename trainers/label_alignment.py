@@ -316,6 +316,8 @@ class LabelAlignmentMixin:
 
     def keys_dropped_on_load(self) -> tuple[str, ...]:
         keys = tuple(super().keys_dropped_on_load())  # type: ignore[misc]
+        if not self.cfg.TRAINER.LAMM.ENABLED:  # type: ignore[attr-defined]
+            return keys  # plain CoOp / MaPLe: a LAMM checkpoint's extra entries are reported, not used
         learner = class_prompts(self._model)
         registered = self.registered_module(self._model)  # type: ignore[attr-defined]
         name = next(name for name, module in registered.named_modules() if module is learner)
