@@ -27,6 +27,10 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dassl.cli import UserError, one_line_errors  # noqa: E402
+
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 IMAGENET_CLASSNAMES_GDRIVE = "1-61f_ol79pViBFDG_IDlUQSwoLcn2XXF"
 
@@ -404,6 +408,9 @@ def install(recipe: Recipe, root: str, archives: str, offline: bool = False) -> 
             place(p, root, archives, stager)
         except FileNotFoundError as err:
             problems.append(f"arrange {p.dest}: {err}")
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError) as err:  # damaged archive
+            problems.append(f"arrange {p.dest}: cannot extract {p.resource} ({err}); delete "
+                            f"{os.path.join(archives, p.resource)} and run again")
     if recipe.needs_imagenet_classnames:
         try:
             copy_imagenet_classnames(root, recipe.folder, archives)
@@ -444,10 +451,11 @@ def select(names: Sequence[str]) -> list[Recipe]:
         index[recipe.folder.lower()] = recipe
     unknown = [n for n in names if n.lower() not in index]
     if unknown:
-        raise SystemExit(f"unknown dataset(s) {unknown}; choose from {sorted(RECIPES)}")
+        raise UserError(f"unknown dataset(s) {unknown}; choose from {sorted(RECIPES)}")
     return [index[n.lower()] for n in names]
 
 
+@one_line_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="*", help="registry or folder names (default: all)")
