@@ -32,6 +32,7 @@ from yacs.config import CfgNode as CN
 from clip import clip
 from clip.encode import encode_text
 from clip.model import CLIP
+from dassl.cli import ConfigError
 from dassl.metrics import compute_accuracy
 
 from .base import PromptCLIP, tensor_state_key
@@ -180,7 +181,7 @@ class LossWeights:
         else:
             shots = cfg.DATASET.NUM_SHOTS if lamm.PARAM_WEIGHT_FROM_NUM_SHOTS else lamm.SHOTS
             if shots < 1:
-                raise ValueError("the LAMM parameter-space weight is 1/shots: give DATASET.NUM_SHOTS >= 1 "
+                raise ConfigError("the LAMM parameter-space weight is 1/shots: give DATASET.NUM_SHOTS >= 1 "
                                  "(or TRAINER.LAMM.PARAM_WEIGHT)")
             param = 1.0 / shots
         return cls(param, lamm.FEAT_WEIGHT, lamm.LOGIT_WEIGHT, lamm.TEMPERATURE)

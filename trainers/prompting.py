@@ -135,7 +135,7 @@ class ClassPrompts(nn.Module):
         parameter-space loss). The "labels" branch becomes the prompt.
         """
         if self.position != "end":
-            raise ValueError(f"label embeddings need the class token at the end, not {self.position!r}")
+            raise ConfigError(f"label embeddings need the class token at the end, not {self.position!r}")
         if labels.shape[0] != self.n_cls or offset + labels.shape[1] > self.token_suffix.shape[1]:
             raise ValueError(f"label embeddings {tuple(labels.shape)} at suffix position {offset} do not fit "
                              f"{self.n_cls} prompts of suffix length {self.token_suffix.shape[1]}")
