@@ -31,8 +31,9 @@ from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.utils import (
     LegacyCheckpointError, UnavailableError, collect_env_info, set_random_seed, setup_logger,
 )
+from descriptions import DescriptionsError
 
-PROJECT_PACKAGES = ("trainers", "datasets")
+PROJECT_PACKAGES = ("trainers", "datasets", "descriptions")
 DEBUG_ENV = "DASSL_DEBUG"
 
 
@@ -187,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # What a user can cause and fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (UserError, FileNotFoundError, UnavailableError, LegacyCheckpointError)
+USER_ERRORS = (UserError, FileNotFoundError, UnavailableError, LegacyCheckpointError, DescriptionsError)
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -1,13 +1,16 @@
 """Zero-shot CLIP: hand-written prompts, no training (ZeroshotCLIP, ZeroshotCLIP2)."""
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from clip import clip
+from clip.encode import encode_text
 from clip.model import CLIP
+from clip.prompts import TextPrompt
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from datasets.templates import IMAGENET_TEMPLATES_SELECT, template_for
 
@@ -30,6 +33,42 @@ def class_text_features(clip_model: CLIP, classnames: Sequence[str], templates: 
         return template_features(clip_model, classnames, templates[0])
     stacked = torch.stack([template_features(clip_model, classnames, t) for t in templates])
     return l2_normalize(stacked.mean(dim=0))
+
+
+class FloatTextTower(nn.Module):
+    """fp32 copies of the parts of CLIP that `clip.encode.encode_text` reads (the text tower).
+
+    The reference computes some frozen text features with a zero-shot CLIP converted to fp32
+    (SAP's description and teacher features) whatever precision the trained model runs in.
+    """
+
+    def __init__(self, clip_model: CLIP):
+        super().__init__()
+        self.token_embedding = copy.deepcopy(clip_model.token_embedding).float()
+        self.transformer = copy.deepcopy(clip_model.transformer).float()
+        self.ln_final = copy.deepcopy(clip_model.ln_final).float()
+        self.positional_embedding = nn.Parameter(clip_model.positional_embedding.detach().float().clone())
+        self.text_projection = nn.Parameter(clip_model.text_projection.detach().float().clone())
+        self.requires_grad_(False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+
+@torch.no_grad()
+def float_text_features(clip_model: CLIP, texts: Sequence[str], device: torch.device,
+                        chunk: int = 2048) -> Tensor:
+    """(len(texts), D) un-normalised fp32 text features of frozen CLIP, computed on `device`
+    (chunks of `chunk` texts, the fast text path) and returned on the CPU."""
+    tower = FloatTextTower(clip_model).to(device)
+    features = []
+    for start in range(0, len(texts), chunk):
+        tokens = clip.tokenize(list(texts[start:start + chunk])).to(device)
+        eot = tokens.argmax(dim=-1)
+        embeddings = tower.token_embedding(tokens[:, :int(eot.max()) + 1])
+        features.append(encode_text(tower, TextPrompt(embeddings=embeddings, eot=eot)).cpu())
+    return torch.cat(features)
 
 
 @TRAINER_REGISTRY.register()
