@@ -16,6 +16,8 @@ from typing import Optional, Sequence
 from yacs.config import CfgNode
 from yacs.config import CfgNode as CN
 
+from .template import description_sentence
+
 ENV_DIR = "PROMPTKIT_DESCRIPTIONS_DIR"
 DEFAULT_DIR = os.path.join("~", ".cache", "promptkit", "descriptions")
 
@@ -127,6 +129,11 @@ class ClassDescriptions:
     def flat(self) -> list[str]:
         """All descriptions, class by class (P of them)."""
         return [d for entries in self.per_class for d in entries]
+
+    def sentences(self) -> list[str]:
+        """SAP's sentence of every description, in the order of `flat`."""
+        return [description_sentence(name, d)
+                for name, entries in zip(self.classnames, self.per_class) for d in entries]
 
     @property
     def owners(self) -> list[int]:

@@ -37,12 +37,12 @@ from yacs.config import CfgNode as CN
 
 from clip.model import CLIP
 from dassl.engine import TRAINER_REGISTRY
-from descriptions import ClassDescriptions, description_sentence, load_class_descriptions
+from descriptions import load_class_descriptions
 
 from .common import l2_normalize
 from .deep_prompts import PromptedCLIP, vision_width
 from .ivlp import IVLP, IVLPPrompts
-from .zsclip import float_text_features
+from .zsclip import class_mean_weights, float_text_features
 
 
 def description_pooling(global_feature: Tensor, patches: Tensor, attributes: Tensor) -> Tensor:
@@ -54,20 +54,6 @@ def description_pooling(global_feature: Tensor, patches: Tensor, attributes: Ten
     weight = (relevance * attention.amax(dim=-1)).sum(dim=1, keepdim=True)  # (B, 1)
     pooled = (relevance.unsqueeze(-1) * local).sum(dim=1)  # (B, D)
     return (1 - weight) * global_feature + weight * pooled
-
-
-def class_mean_weights(owners: Sequence[int], n_cls: int, dtype: torch.dtype) -> Tensor:
-    """(C, P) M / rowsum(M), M[c, p] = 1 iff description p belongs to class c; computed in
-    `dtype` (the reference divides in fp16)."""
-    mask = torch.zeros(n_cls, len(owners), dtype=dtype)
-    mask[torch.as_tensor(owners), torch.arange(len(owners))] = 1
-    return mask / mask.sum(dim=1, keepdim=True)
-
-
-def description_texts(descriptions: ClassDescriptions) -> list[str]:
-    """SAP's sentence of every description, class by class (the order of `descriptions.flat`)."""
-    return [description_sentence(name, d)
-            for name, entries in zip(descriptions.classnames, descriptions.per_class) for d in entries]
 
 
 class SAPPrompts(IVLPPrompts):
@@ -131,7 +117,7 @@ def build_sap_clip(cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> SAP
     opts = cfg.TRAINER.SAP
     vision_width(clip_model, "SAP")  # the patch tokens need a ViT
     descriptions = load_class_descriptions(cfg, classnames)
-    sentences = description_texts(descriptions)
+    sentences = descriptions.sentences()
     print(f"Descriptions: {len(sentences)} for {len(classnames)} classes from {descriptions.path}")
     prompts = SAPPrompts(opts, sentences, clip_model)
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu")

@@ -13,6 +13,7 @@ from clip.model import CLIP
 from clip.prompts import TextPrompt
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from datasets.templates import IMAGENET_TEMPLATES_SELECT, template_for
+from descriptions import load_class_descriptions
 
 from .common import build_clip, l2_normalize
 from .image_cache import FrozenClipHeadMixin
@@ -71,6 +72,15 @@ def float_text_features(clip_model: CLIP, texts: Sequence[str], device: torch.de
     return torch.cat(features)
 
 
+def class_mean_weights(owners: Sequence[int], n_cls: int, dtype: torch.dtype) -> Tensor:
+    """(C, P) M / rowsum(M), M[c, p] = 1 iff description p belongs to class c, computed in `dtype`
+    (SAP divides in fp16). Description logits (B, P) @ its transpose = per class the mean of its
+    descriptions' logits."""
+    mask = torch.zeros(n_cls, len(owners), dtype=dtype)
+    mask[torch.as_tensor(owners), torch.arange(len(owners))] = 1
+    return mask / mask.sum(dim=1, keepdim=True)
+
+
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP(FrozenClipHeadMixin, TrainerX):
     """CLIP with the dataset's template (CUSTOM_TEMPLATES[DATASET.NAME]); use with --eval-only."""
@@ -108,3 +118,30 @@ class ZeroshotCLIP2(ZeroshotCLIP):
         if self.cfg.DATASET.NAME != "ImageNet":
             templates.append(template_for(self.cfg))
         return templates
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIPDescriptions(FrozenClipHeadMixin, TrainerX):
+    """Classification by description: a class scores the mean over its descriptions of
+    100 cos(image, description sentence), with SAP's description files (DESCRIPTIONS.*) and
+    sentences ("a photo of a <class>, which ..."); use with --eval-only. Frozen CLIP as
+    ZeroshotCLIP (fp16 on CUDA); the sentence features are computed once, in fp32 as SAP's."""
+
+    def build_model(self) -> None:
+        classnames = self.dm.dataset.classnames
+        clip_model, _ = build_clip(self.cfg, "fp16", self.device)
+        clip_model.to(self.device)
+        descriptions = load_class_descriptions(self.cfg, classnames)
+        sentences = descriptions.sentences()
+        print(f"Descriptions: {len(sentences)} for {len(classnames)} classes from {descriptions.path}")
+        features = float_text_features(clip_model, sentences, self.device)
+        self.text_features = l2_normalize(features).to(self.device, clip_model.dtype)
+        self.class_weights = class_mean_weights(descriptions.owners, len(classnames), clip_model.dtype).to(self.device)
+        self.clip_model = clip_model
+
+    def forward_features(self, image_features: Tensor) -> Tensor:
+        scale = self.clip_model.logit_scale.exp()
+        return (scale * l2_normalize(image_features) @ self.text_features.t()) @ self.class_weights.t()
+
+    def model_inference(self, image: Tensor) -> Tensor:
+        return self.forward_features(self.encode_image(image))
