@@ -229,3 +229,49 @@ def test_shipped_configs():
         assert (sap.N_CTX_TEXT, sap.N_CTX_VISION, sap.PROMPT_DEPTH_TEXT, sap.PROMPT_DEPTH_VISION) == (
             n_ctx, n_ctx, depth, depth)
         assert (sap.PREC, sap.CTX_INIT, sap.TEXT_LOSS_WEIGHT, sap.IMAGE_LOSS_WEIGHT) == ("fp16", "a photo of a", 25, 10)
+
+
+# --- scripts -----------------------------------------------------------------------------------
+
+SAP_CFG = "vit_b16_c2_ep20_batch4_4+4ctx"
+
+
+def test_scripts(tmp_path):
+    """GPU DATASET SEED [SUB]: the train.py command lines, output folders, CUDA_VISIBLE_DEVICES;
+    GZS as SUB=all; cross-dataset training and testing use the same folder and config."""
+    from test_scripts import Repo, cmd
+
+    repo = Repo(tmp_path)
+    data = os.path.join(repo.root, "data")
+    b2n = f"caltech101/shots_16/SAP/{SAP_CFG}/seed1"
+    train_dir = f"output/base2new/train_base/{b2n}"
+    gpu_stub = str(tmp_path / "gpu_python")
+    with open(gpu_stub, "w") as f:
+        f.write("#!/bin/bash\necho \"GPU=$CUDA_VISIBLE_DEVICES\"\nexec " + repo.stub + " \"$@\"\n")
+    os.chmod(gpu_stub, 0o755)
+
+    run = repo.run("sap/base2new_train.sh", "3", "caltech101", "1", env={"PYTHON": gpu_stub})
+    assert run.rc == 0 and "GPU=3" in run.messages
+    assert run.calls == [cmd(data, 1, "SAP", "caltech101", SAP_CFG, train_dir, "DATASET.NUM_SHOTS", "16",
+                             "DATASET.SUBSAMPLE_CLASSES", "base")]
+    run = repo.run("sap/base2new_test.sh", "0", "caltech101", "1")
+    assert run.calls == [cmd(data, 1, "SAP", "caltech101", SAP_CFG, f"output/base2new/test_new/{b2n}",
+                             "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "new", model=train_dir, epoch=20)]
+    run = repo.run("sap/base2new_test.sh", "0", "caltech101", "1", "all")
+    assert run.calls == [cmd(data, 1, "SAP", "caltech101", SAP_CFG, f"output/base2new/test_all/{b2n}",
+                             "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "all",
+                             "TEST.EVALUATOR", "GZSClassification", model=train_dir, epoch=20)]
+    xcfg = f"{SAP_CFG}_cross_datasets"
+    model = f"output/imagenet/SAP/{xcfg}_16shots/seed1"
+    run = repo.run("sap/xd_train.sh", "0", "imagenet", "1")
+    assert run.calls == [cmd(data, 1, "SAP", "imagenet", xcfg, model, "DATASET.NUM_SHOTS", "16")]
+    run = repo.run("sap/xd_test.sh", "0", "imagenet_sketch", "1")
+    assert run.calls == [cmd(data, 1, "SAP", "imagenet_sketch", xcfg,
+                             f"output/evaluation/SAP/{xcfg}_16shots/imagenet_sketch/seed1", model=model, epoch=20)]
+    run = repo.run("sap/base2new_train.sh")
+    assert run.rc == 1 and run.calls == [] and run.stderr.endswith(
+        ": 1: usage: scripts/sap/base2new_train.sh GPU DATASET SEED\n")
+    for script in os.listdir(repo_path("scripts/sap")):
+        with open(repo_path(f"scripts/sap/{script}")) as f:
+            config = re.search(r"^\w+ SAP (\S+)", f.read(), re.M).group(1)
+        assert os.path.isfile(repo_path(f"configs/trainers/SAP/{config}.yaml")), script
