@@ -204,6 +204,30 @@ def synthetic_descriptions(names: Sequence[str]) -> ClassDescriptions:
     return ClassDescriptions(list(names), per_class, "(synthetic)")
 
 
+def ref_sap_forward(clip_model: CLIP, prompts: nn.Module, model: nn.Module,
+                    images: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """SAP's forward as the reference computes it: (class logits, CLS feature g, normalised
+    description features). Every description sentence on 77 positions, the prompted image tower's
+    last-block tokens from OpenAI's blocks; `prompts` are SAPPrompts, `model` (a SAPCLIP) gives
+    the frozen description features and the class weights."""
+    learner, visual = prompts.prompt_learner, clip_model.visual
+    text = ref_text(clip_model, full_prompts(learner, learner.ctx), learner.eot, prompts.text_encoder.deep())
+    text = l2_normalize(text)
+    vision = prompts.image_encoder.vision_prompt()
+    y = visual.ln_post(ref_image(clip_model, images, vision.shallow, vision.deep, tokens=True)) @ visual.proj
+    bias = torch.cat([torch.zeros_like(prompts.mybias)[None], prompts.mybias.expand(y.shape[1] - 1, -1)])
+    y = y + bias
+    g, patches = y[:, 0], y[:, 1:visual.positional_embedding.shape[0]]
+    attributes = model.attribute_features.to(y.dtype)
+    relevance = torch.softmax(g @ attributes.t(), dim=1)
+    attention = torch.softmax(torch.einsum("pd,bnd->bpn", attributes, patches), dim=-1)
+    local = torch.einsum("bpn,bnd->bpd", attention, patches)
+    weight = torch.einsum("bp,bp->b", relevance, attention.max(dim=-1).values)[:, None]
+    fused = (1 - weight) * g + weight * torch.einsum("bp,bpd->bd", relevance, local)
+    logits = (clip_model.logit_scale.exp() * l2_normalize(fused) @ text.t()) @ model.class_weights.t()
+    return logits, g, text
+
+
 def sap_variants(clip_model: CLIP, cfg: CN, names: List[str]) -> Tuple[nn.Module, nn.Module, Loss, Loss]:
     """(our SAP model, the reference's copy of its prompts, our loss, the reference-style loss)."""
     descriptions = synthetic_descriptions(names)
@@ -214,29 +238,12 @@ def sap_variants(clip_model: CLIP, cfg: CN, names: List[str]) -> Tuple[nn.Module
     n = len(sentences)
     model = sap.SAPCLIP(clip_model, prompts, descriptions.owners, len(names), features[:n], features[n:])
     ref = copy.deepcopy(prompts)
-    scale = clip_model.logit_scale.exp()
-    visual = clip_model.visual
-    n_patches = visual.positional_embedding.shape[0] - 1
 
     def ours(images: Tensor, labels: Tensor) -> Tensor:
         return sum(model(images, labels))
 
     def reference(images: Tensor, labels: Tensor) -> Tensor:
-        learner = ref.prompt_learner
-        text = ref_text(clip_model, full_prompts(learner, learner.ctx), learner.eot, ref.text_encoder.deep())
-        text = l2_normalize(text)
-        vision = ref.image_encoder.vision_prompt()
-        y = visual.ln_post(ref_image(clip_model, images, vision.shallow, vision.deep, tokens=True)) @ visual.proj
-        bias = torch.cat([torch.zeros_like(ref.mybias)[None], ref.mybias.expand(y.shape[1] - 1, -1)])
-        y = y + bias
-        g, patches = y[:, 0], y[:, 1:1 + n_patches]
-        attributes = model.attribute_features
-        relevance = torch.softmax(g @ attributes.t(), dim=1)
-        attention = torch.softmax(torch.einsum("pd,bnd->bpn", attributes, patches), dim=-1)
-        local = torch.einsum("bpn,bnd->bpd", attention, patches)
-        weight = torch.einsum("bp,bp->b", relevance, attention.max(dim=-1).values)[:, None]
-        fused = (1 - weight) * g + weight * torch.einsum("bp,bpd->bd", relevance, local)
-        logits = (scale * l2_normalize(fused) @ text.t()) @ model.class_weights.t()
+        logits, g, text = ref_sap_forward(clip_model, ref, model, images)
         with torch.no_grad():
             teacher = l2_normalize(ref_image(clip_model, images))
         return (F.cross_entropy(logits, labels) + 25 * F.l1_loss(text, model.teacher_text_features)
