@@ -24,6 +24,8 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
+from clip.clip import _file_sha256
+
 from .library import PUBLISHED, descriptions_dir
 
 SOURCE = ("https://raw.githubusercontent.com/HariChandana1102/"
@@ -36,14 +38,6 @@ CHUNK = 1 << 16
 
 class DownloadError(Exception):
     """Reported as one line."""
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(url: str, target: str, sha256: str, label: str) -> None:
@@ -93,7 +87,7 @@ def download(keys: Sequence[str], directory: str, force: bool = False, source: O
     for key in tqdm(keys, desc="descriptions", unit="file", disable=len(keys) < 2):
         name, sha256 = PUBLISHED[key]
         target = os.path.join(directory, key + ".json")
-        if not force and os.path.isfile(target) and file_sha256(target) == sha256:
+        if not force and os.path.isfile(target) and _file_sha256(target) == sha256:
             print(f"{target}: present, checksum ok")
         else:
             fetch(source + name, target, sha256, key)

@@ -28,11 +28,12 @@ import os
 import random
 import re
 import sys
-import tempfile
 import time
 from typing import Any, Callable, Optional, Sequence
 
 from tqdm import tqdm
+
+from datasets.splits import write_json_atomic
 
 from .library import DATASET_KEYS, dataset_key, descriptions_dir, read_descriptions, validate
 from .template import description_sentence
@@ -49,19 +50,6 @@ class GenerateError(Exception):
 
 class Rejected(Exception):
     """An answer that is not the JSON asked for."""
-
-
-def write_json_atomic(path: str, value: Any) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(value, f, ensure_ascii=False, indent=1)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 def sentence_tokens(classname: str, description: str) -> int:
@@ -173,11 +161,11 @@ def generate(generator: Generator, classnames: Sequence[str], out: str) -> list[
                 failed.append(name)
             else:
                 done[name] = result
-                write_json_atomic(part_path(parts, name), {"class": name, "descriptions": result})
+                write_json_atomic({"class": name, "descriptions": result}, part_path(parts, name))
             bar.update(1)
     if failed:
         return failed
-    write_json_atomic(out, {name: done[name] for name in classnames})
+    write_json_atomic({name: done[name] for name in classnames}, out)
     for name in classnames:
         if os.path.exists(part_path(parts, name)):
             os.remove(part_path(parts, name))
