@@ -36,11 +36,10 @@ from tqdm import tqdm
 from datasets.splits import write_json_atomic
 
 from .library import DATASET_KEYS, dataset_key, descriptions_dir, read_descriptions, validate
-from .template import description_sentence
+from .template import CONTEXT_LENGTH, sentence_length
 
 PROMPT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "generate_prompt.txt")
 MAX_BACKOFF_S = 60.0
-CONTEXT_LENGTH = 77
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 
 
@@ -50,12 +49,6 @@ class GenerateError(Exception):
 
 class Rejected(Exception):
     """An answer that is not the JSON asked for."""
-
-
-def sentence_tokens(classname: str, description: str) -> int:
-    from clip.clip import _tokenizer  # lazy: imports torch
-
-    return len(_tokenizer().encode(description_sentence(classname, description))) + 2
 
 
 def parse_answer(content: Optional[str], classname: str, n: int) -> list[str]:
@@ -72,7 +65,7 @@ def parse_answer(content: Optional[str], classname: str, n: int) -> list[str]:
     if not isinstance(entries, list):
         raise Rejected('no "descriptions" list')
     kept = [" ".join(e.split()) for e in entries if isinstance(e, str) and e.strip()]
-    kept = [e for e in kept if sentence_tokens(classname, e) <= CONTEXT_LENGTH]
+    kept = [e for e in kept if sentence_length(classname, e) <= CONTEXT_LENGTH]
     if not kept:
         raise Rejected("no usable description (empty, not strings, or too long for CLIP)")
     return kept[:n]

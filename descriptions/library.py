@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 from yacs.config import CfgNode
 from yacs.config import CfgNode as CN
 
-from .template import description_sentence
+from .template import CONTEXT_LENGTH, description_sentence, sentence_length
 
 ENV_DIR = "PROMPTKIT_DESCRIPTIONS_DIR"
 DEFAULT_DIR = os.path.join("~", ".cache", "promptkit", "descriptions")
@@ -131,7 +131,15 @@ class ClassDescriptions:
         return [d for entries in self.per_class for d in entries]
 
     def sentences(self) -> list[str]:
-        """SAP's sentence of every description, in the order of `flat`."""
+        """SAP's sentence of every description, in the order of `flat`; one error line for a
+        sentence longer than CLIP's context."""
+        for name, entries in zip(self.classnames, self.per_class):
+            for description in entries:
+                length = sentence_length(name, description)
+                if length > CONTEXT_LENGTH:
+                    raise DescriptionsError(
+                        f'the sentence of "{description}" (class "{name}") has {length} tokens, more than '
+                        f"CLIP's {CONTEXT_LENGTH}; shorten it in {self.path}")
         return [description_sentence(name, d)
                 for name, entries in zip(self.classnames, self.per_class) for d in entries]
 

@@ -11,6 +11,7 @@ becomes "round eyes"; "grows near water" becomes "which has grows near water".
 from __future__ import annotations
 
 PREFIX = "a photo of a "
+CONTEXT_LENGTH = 77  # CLIP's; SAP tokenizes without truncation
 
 
 def description_sentence(classname: str, description: str) -> str:
@@ -21,3 +22,10 @@ def description_sentence(classname: str, description: str) -> str:
         lead = "which " if description.split(" ")[0] in ("is", "has") else "which has "
         end = lead + description.replace(",", "").replace(".", "")
     return f"{PREFIX}{name}, {end}."
+
+
+def sentence_length(classname: str, description: str) -> int:
+    """Tokens of the sentence, SOS and EOT included (at most CONTEXT_LENGTH fit)."""
+    from clip.clip import _tokenizer  # lazy: the clip package imports torch
+
+    return len(_tokenizer().encode(description_sentence(classname, description))) + 2

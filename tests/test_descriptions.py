@@ -110,3 +110,12 @@ def test_per_class_limit(tmp_path):
         cfg = make_cfg(dataset, tmp_path, "DESCRIPTIONS.FILE", str(path), "DESCRIPTIONS.PER_CLASS", per_class,
                        all_keys=True)
         assert len(load_class_descriptions(cfg, ["tench"]).flat) == n
+
+
+def test_too_long_sentence_is_one_error_line(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"tench": ["is a fish " + "very " * 80]}))
+    cfg = make_cfg("ImageNet", tmp_path, "DESCRIPTIONS.FILE", str(path), all_keys=True)
+    with pytest.raises(DescriptionsError, match=r'^the sentence of "is a fish very .*" \(class "tench"\) has 9\d '
+                                                r"tokens, more than CLIP's 77; shorten it in "):
+        load_class_descriptions(cfg, ["tench"]).sentences()
