@@ -33,7 +33,7 @@ from dassl.utils import (
 )
 from dassl.utils.distributed import init_distributed, is_main_process, shutdown_distributed
 
-PROJECT_PACKAGES = ("trainers", "datasets")
+PROJECT_PACKAGES = ("trainers", "datasets", "descriptions")
 
 
 def print_args(args: argparse.Namespace, cfg: CfgNode) -> None:

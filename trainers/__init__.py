@@ -11,3 +11,5 @@ __all__ = ["coop", "cocoop", "linear_probe", "zsclip", "extend_cfg"]
 from . import maple  # noqa: E402
 from . import ivlp  # noqa: E402
 from . import vpt  # noqa: E402
+from . import sap  # noqa: E402
+from . import gzs  # noqa: E402
