@@ -33,7 +33,7 @@ from dassl.utils import (
 )
 from dassl.utils.distributed import init_distributed, is_main_process, shutdown_distributed
 
-PROJECT_PACKAGES = ("trainers", "datasets")
+PROJECT_PACKAGES = ("trainers", "datasets", "descriptions")
 
 
 def print_args(args: argparse.Namespace, cfg: CfgNode) -> None:
@@ -76,6 +76,19 @@ def reset_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
         cfg.DATALOADER.NEW_DATA_PATH = args.new_data_path
 
 
+def reset_lamm_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
+    """The LAMM repository's flags (--triplet-loss, --origin-clip, --random-init, --shots) as
+    TRAINER.LAMM.* keys (trainers/label_alignment.py); trailing options still override them."""
+    from trainers.label_alignment import LabelAlignmentMixin, cli_flags_to_cfg
+
+    flags = [getattr(args, name, False) for name in ("triplet_loss", "origin_clip", "random_init")]
+    if any(flags) and cfg.TRAINER.NAME in TRAINER_REGISTRY.registered_names() and not issubclass(
+            TRAINER_REGISTRY.get(cfg.TRAINER.NAME), LabelAlignmentMixin):
+        raise UserError(f"--triplet-loss, --origin-clip and --random-init (LAMM) work with --trainer CoOp or "
+                        f"MaPLe, not {cfg.TRAINER.NAME}")
+    cli_flags_to_cfg(cfg, *flags, getattr(args, "shots", None))
+
+
 def import_project_packages() -> list[ModuleType]:
     """Import `trainers` and `datasets` (the project's, wherever train.py runs from); their import
     registers the trainer and dataset names."""
@@ -114,6 +127,7 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
         if args.config_file:
             merge_config_file(cfg, args.config_file)
         reset_cfg(cfg, args)
+        reset_lamm_cfg(cfg, args)
         cfg.merge_from_list(args.opts)
     except KeyError as e:  # unknown key; the message names the closest known one
         raise UserError(e.args[0]) from None
@@ -184,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--old-data-path", type=str, default="",
                         help="multi-task datasets: image paths starting with this are read from --new-data-path")
     parser.add_argument("--new-data-path", type=str, default="", help="see --old-data-path")
+    parser.add_argument("--triplet-loss", action="store_true",
+                        help="LAMM: label embeddings with the hierarchical loss (TRAINER.LAMM.ENABLED/LOSS)")
+    parser.add_argument("--origin-clip", action="store_true",
+                        help="LAMM alone: label embeddings, context frozen (TRAINER.LAMM.ENABLED/FREEZE_CTX)")
+    parser.add_argument("--random-init", action="store_true",
+                        help="LAMM: random label embeddings (TRAINER.LAMM.ENABLED/RANDOM_INIT)")
+    parser.add_argument("--shots", type=int, default=None,
+                        help="LAMM: parameter-space weight 1/SHOTS (TRAINER.LAMM.SHOTS, default 1)")
     parser.add_argument(
         "opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line"
     )

@@ -13,14 +13,21 @@ DataManager test loader and Classification evaluator, fp32 on CPU. Passes:
                     images, reading the cache).
 The outputs of all passes are compared. Target: the 2nd pass takes < 5% of the 1st.
 
+--trainer SAP: the same data with synthetic class descriptions (~8.5 per class, as
+bench/train_step.py), SAP's main config. Passes: reference-style (each batch re-encodes every
+description sentence on 77 positions with the deep prompts, and runs OpenAI's blocks in the prompted
+image tower, as the reference's forward) and ours (trainer.test(): the description features once
+per evaluation, the fast text path); SAP's image tower is prompted, so there is no feature cache.
+
     python bench/evaluate.py [--quick] [--classes 100] [--per-class 10] [--model ViT-B/16]
-                             [--threads N] [--data-dir DIR]
+                             [--threads N] [--data-dir DIR] [--trainer CoOp|SAP]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import io
+import json
 import os
 import sys
 import tempfile
@@ -42,7 +49,9 @@ from clip.model import CLIP, convert_weights  # noqa: E402
 from dassl.config import get_cfg_default  # noqa: E402
 from dassl.engine import build_trainer  # noqa: E402
 from text_encoder import CLASS_NAMES  # noqa: E402
-from train_step import full_prompts, ref_image, ref_text  # noqa: E402
+from train_step import (  # noqa: E402
+    full_prompts, ref_image, ref_sap_forward, ref_text, synthetic_descriptions,
+)
 from trainers.common import l2_normalize  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -92,14 +101,16 @@ def write_dataset(folder: str, classes: int, per_class: int) -> str:
     return folder
 
 
-def make_cfg(data_dir: str, weights: str, cache_dir: str, seed: int, workers: int):
+def make_cfg(data_dir: str, weights: str, cache_dir: str, seed: int, workers: int, trainer: str = "CoOp",
+             extra: tuple = ()):
+    config = {"CoOp": "CoOp/vit_b16_ep50.yaml", "SAP": "SAP/vit_b16_c2_ep20_batch4_4+4ctx.yaml"}[trainer]
     cfg = get_cfg_default()
     train.extend_cfg(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs/trainers/CoOp/vit_b16_ep50.yaml"))
+    cfg.merge_from_file(os.path.join(REPO, "configs/trainers", config))
     cfg.merge_from_list([
         "DATASET.NAME", "FolderDataset", "DATASET.ROOT", data_dir, "DATASET.FOLDER.DIR", "images",
-        "MODEL.BACKBONE.NAME", weights, "TRAINER.NAME", "CoOp", "SEED", seed, "OUTPUT_DIR", "",
-        "DATALOADER.NUM_WORKERS", workers, "TEST.IMAGE_FEATURE_CACHE_DIR", cache_dir, "VERBOSE", False,
+        "MODEL.BACKBONE.NAME", weights, "TRAINER.NAME", trainer, "SEED", seed, "OUTPUT_DIR", "",
+        "DATALOADER.NUM_WORKERS", workers, "TEST.IMAGE_FEATURE_CACHE_DIR", cache_dir, "VERBOSE", False, *extra,
     ])
     cfg.freeze()
     return cfg
@@ -146,12 +157,52 @@ def timed(fn: Callable) -> Tuple[float, float, str]:
     return time.perf_counter() - start, accuracy, text
 
 
+@torch.no_grad()
+def sap_reference_test(trainer) -> float:
+    """The reference's SAP evaluation: every batch re-encodes all description sentences."""
+    model = trainer.model
+    trainer.set_model_mode("eval")
+    trainer.evaluator.reset()
+    for batch in trainer.test_loader:
+        image, label = trainer.parse_batch_test(batch)
+        trainer.evaluator.process(ref_sap_forward(model.clip, model.prompts, model, image)[0], label)
+    return list(trainer.evaluator.evaluate().values())[0]
+
+
+def sap_main(args, weights: str) -> None:
+    folder = os.path.join(args.data_dir, "images")
+    names = sorted(os.listdir(os.path.join(folder, "train")))
+    descriptions = synthetic_descriptions([n.replace("_", " ") for n in names])
+    path = os.path.join(args.data_dir, f"descriptions-{args.classes}.json")
+    with open(path, "w") as f:
+        json.dump(dict(zip(descriptions.classnames, descriptions.per_class)), f)
+    n_images = args.classes * args.per_class
+    print(f"SAP evaluation of {n_images} generated JPEGs, {args.classes} classes, {len(descriptions.flat)} "
+          f"descriptions, random {args.model}-shaped CLIP, fp32 CPU, {torch.get_num_threads()} threads, "
+          f"{args.workers} loader workers, test batch 100, load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as cache_dir:
+        cfg = make_cfg(args.data_dir, weights, cache_dir, 1, args.workers, "SAP", ("DESCRIPTIONS.FILE", path))
+        trainer, _ = quietly(lambda: build_trainer(cfg))
+        outputs = capture_outputs(trainer)
+        rows, results = [], {}
+        for label, fn in (("reference-style", lambda: sap_reference_test(trainer)), ("ours", trainer.test)):
+            outputs.clear()
+            seconds, accuracy, _ = timed(fn)
+            results[label] = torch.cat(outputs)
+            rows.append((label, seconds, accuracy))
+    print(f"{'pass':<16} {'seconds':>8} {'speed-up':>8} {'accuracy':>8} {'max |logit diff|':>16}")
+    for label, seconds, accuracy in rows:
+        diff = (results[label] - results["reference-style"]).abs().max().item()
+        print(f"{label:<16} {seconds:8.2f} {rows[0][1] / seconds:7.2f}x {accuracy:7.1f}% {diff:16.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--per-class", type=int, default=10, help="test images per class")
     parser.add_argument("--model", choices=sorted(MODELS), default="ViT-B/16")
     parser.add_argument("--quick", action="store_true", help="20 classes x 5 images, ViT-B/32 shapes")
+    parser.add_argument("--trainer", choices=["CoOp", "SAP"], default="CoOp")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "promptkit_bench_evaluate"),
@@ -165,6 +216,9 @@ def main() -> None:
     os.makedirs(args.data_dir, exist_ok=True)
     weights = write_weights(os.path.join(args.data_dir, args.model.replace("/", "-") + "-random.pt"), args.model)
     write_dataset(os.path.join(args.data_dir, "images"), args.classes, args.per_class)
+    if args.trainer == "SAP":
+        sap_main(args, weights)
+        return
     n_images = args.classes * args.per_class
     print(f"CoOp evaluation of {n_images} generated JPEGs (320x240), {args.classes} classes, random "
           f"{args.model}-shaped CLIP, fp32 CPU, {torch.get_num_threads()} threads, {args.workers} loader "

@@ -24,8 +24,18 @@ keeps every image's n_cls x 77 text graph (GBs per image), so a size whose predi
 in the batch) does not fit in the available memory is skipped and said so rather than risking the
 machine's OOM killer.
 
+SAP (--cases sap-40,sap-100, not in the default list): ~8.5 descriptions per class (P = 340 at 40
+classes, 850 at 100), batch 4, the main config (4+4 tokens, depth 9); ours = trainers.sap.SAPCLIP
+(shared-prefix text path), the reference = every description sentence on 77 positions with the deep
+prompts, the prompted image tower's last-block tokens through nn.MultiheadAttention blocks, the
+teacher image tower, the same pooling and losses; both with the frozen description features computed
+once, as the reference does at construction. Peak memory is measured for both; the reference's is
+not run where its prediction (from a smaller case measured in the same run, linear in P) does not
+fit in the available memory.
+
     python bench/train_step.py [--quick] [--repeats 3] [--threads N] [--memory-all]
-                               [--cases coop-100,coop-397,maple-100,maple-100-b4,cocoop-100,softcpt-nata-g10]
+                               [--cases coop-100,coop-397,maple-100,maple-100-b4,cocoop-100,sap-40,sap-100,
+                                        softcpt-nata-g10]
 """
 from __future__ import annotations
 
@@ -56,20 +66,23 @@ sys.path.insert(0, HERE)
 from clip.model import CLIP, convert_weights  # noqa: E402
 from dassl.data import TaskLayout  # noqa: E402
 from text_encoder import CLASS_NAMES  # noqa: E402
-from trainers import cocoop, coop, maple, mtcoop  # noqa: E402
+from descriptions import ClassDescriptions  # noqa: E402
+from trainers import cocoop, coop, label_alignment, maple, mtcoop, sap  # noqa: E402
 from trainers.base import PromptCLIP  # noqa: E402
 from trainers.common import l2_normalize  # noqa: E402
 from trainers.deep_prompts import PromptedCLIP  # noqa: E402
 from trainers.multitask import multitask_loss  # noqa: E402
+from trainers.zsclip import float_text_features  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Case:
-    method: str  # coop, maple or cocoop
+    method: str  # coop, maple, cocoop, sap, coop-lamm, lamm or softcpt
     classes: int
     batch: int
     speedup_target: float
     memory_target: Optional[float] = None  # reference peak / ours peak
+    run_reference: bool = True  # False: the reference does not fit in memory (its peak is predicted)
 
 
 CASES = {
@@ -78,12 +91,19 @@ CASES = {
     "maple-100": Case("maple", 100, 32, 1.5),
     "maple-100-b4": Case("maple", 100, 4, 1.5),  # batch of configs/trainers/MaPLe (extra row)
     "cocoop-100": Case("cocoop", 100, 4, 6.0, memory_target=4.0),
+    # LAMM (trainers/label_alignment.py): CoOp+LAMM and LAMM alone (context frozen), hierarchical loss.
+    "coop-lamm-100": Case("coop-lamm", 100, 32, 2.0),
+    "lamm-100": Case("lamm", 100, 32, 2.0),
+    "sap-40": Case("sap", 40, 4, 3.0),
+    "sap-100": Case("sap", 100, 4, 3.0, run_reference=False),  # ~850 descriptions: does it fit in 24 GB?
     # SoftCPT NATA on a General-10-shaped suite (10 tasks, 1191 classes), main_mtcoop.sh's batch
     "softcpt-nata-g10": Case("softcpt", 1191, 32, 3.0),
 }
 GENERAL10_SIZES = (100, 47, 10, 100, 101, 102, 37, 196, 397, 101)
+LAMM_METHODS = ("coop-lamm", "lamm")
 DEFAULT_CASES = "coop-100,coop-397,maple-100,maple-100-b4,cocoop-100"
-LR = {"coop": 0.002, "maple": 0.0035, "cocoop": 0.002, "softcpt": 0.002}  # the shipped configs' SGD settings
+LR = {"coop": 0.002, "maple": 0.0035, "cocoop": 0.002, "sap": 0.0025,  # the shipped configs' SGD settings
+      "coop-lamm": 0.002, "lamm": 0.002, "softcpt": 0.002}
 
 
 def class_names(n: int) -> List[str]:
@@ -106,6 +126,11 @@ def method_cfg(method: str, depth: int) -> CN:
     cfg.TRAINER = CN()
     if method == "coop":
         coop.CoOp.extend_cfg(cfg)  # N_CTX 16, random generic context, class token at the end
+    elif method == "sap":
+        sap.SAP.extend_cfg(cfg)
+        opts = cfg.TRAINER.SAP  # vit_b16_c2_ep20_batch4_4+4ctx
+        opts.N_CTX_TEXT = opts.N_CTX_VISION = 4
+        opts.PROMPT_DEPTH_TEXT = opts.PROMPT_DEPTH_VISION = min(9, depth)
     elif method == "maple":
         maple.MaPLe.extend_cfg(cfg)  # N_CTX 2 from "a photo of a", PROMPT_DEPTH 9
         cfg.TRAINER.MAPLE.PROMPT_DEPTH = min(9, depth)
@@ -144,9 +169,9 @@ def ref_text(clip_model: CLIP, prompts: Tensor, eot: Tensor, deep: Sequence[Tens
 
 
 def ref_image(clip_model: CLIP, images: Tensor, shallow: Optional[Tensor] = None,
-              deep: Sequence[Tensor] = ()) -> Tensor:
+              deep: Sequence[Tensor] = (), tokens: bool = False) -> Tensor:
     """OpenAI's ViT; MaPLe's shallow prompts appended after [CLS, patches], deep[i - 1] replacing
-    them before block i."""
+    them before block i. tokens: the last block's output (B, L, width) instead (SAP's hook)."""
     visual = clip_model.visual
     x = visual.conv1(images).flatten(2).transpose(1, 2)
     batch = x.shape[0]
@@ -159,6 +184,8 @@ def ref_image(clip_model: CLIP, images: Tensor, shallow: Optional[Tensor] = None
             p = deep[i - 1]
             x = torch.cat([x[:x.shape[0] - p.shape[0]], p.unsqueeze(1).expand(-1, batch, -1)])
         x = ref_block(block, x)
+    if tokens:
+        return x.permute(1, 0, 2)
     return visual.ln_post(x[0]) @ visual.proj
 
 
@@ -169,6 +196,77 @@ def full_prompts(learner: nn.Module, ctx: Tensor) -> Tensor:
     lead = ctx.shape[:-3]
     return torch.cat([learner.token_prefix.expand(*lead, -1, -1, -1), ctx,
                       learner.token_suffix.expand(*lead, -1, -1, -1)], dim=-2)
+
+
+PARTS = ["ears", "tail", "wings", "legs", "fur", "leaves", "petals", "windows", "wheels", "stripes", "shell",
+         "beak", "handle", "roof", "fins", "spots"]
+ADJECTIVES = ["long", "short", "round", "pointed", "bright red", "dark brown", "smooth", "rough", "thin",
+              "striped", "shiny", "curved", "tiny", "large flat", "soft white", "pale yellow"]
+
+
+def synthetic_descriptions(names: Sequence[str]) -> ClassDescriptions:
+    """8 or 9 descriptions per class, 3 to 9 words ("has long, thin ears", "is found near water"),
+    templated sentences of 11 to 25 tokens as in SAP's published files (mean ~16)."""
+    per_class = []
+    for c, _ in enumerate(names):
+        entries = []
+        for k in range(8 + c % 2):
+            adjective, part = ADJECTIVES[(c + 3 * k) % 16], PARTS[(5 * c + k) % 16]
+            kind = (c + k) % 4
+            entries.append(f"has {adjective} {part}" if kind == 0 else
+                           f"is usually seen with {adjective} {part} nearby" if kind == 1 else
+                           f"has {adjective}, {part} and a {ADJECTIVES[(c + k) % 16]} body" if kind == 2 else
+                           f"is a kind of object with {part}")
+        per_class.append(entries)
+    return ClassDescriptions(list(names), per_class, "(synthetic)")
+
+
+def ref_sap_forward(clip_model: CLIP, prompts: nn.Module, model: nn.Module,
+                    images: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """SAP's forward as the reference computes it: (class logits, CLS feature g, normalised
+    description features). Every description sentence on 77 positions, the prompted image tower's
+    last-block tokens from OpenAI's blocks; `prompts` are SAPPrompts, `model` (a SAPCLIP) gives
+    the frozen description features and the class weights."""
+    learner, visual = prompts.prompt_learner, clip_model.visual
+    text = ref_text(clip_model, full_prompts(learner, learner.ctx), learner.eot, prompts.text_encoder.deep())
+    text = l2_normalize(text)
+    vision = prompts.image_encoder.vision_prompt()
+    y = visual.ln_post(ref_image(clip_model, images, vision.shallow, vision.deep, tokens=True)) @ visual.proj
+    bias = torch.cat([torch.zeros_like(prompts.mybias)[None], prompts.mybias.expand(y.shape[1] - 1, -1)])
+    y = y + bias
+    g, patches = y[:, 0], y[:, 1:visual.positional_embedding.shape[0]]
+    attributes = model.attribute_features.to(y.dtype)
+    relevance = torch.softmax(g @ attributes.t(), dim=1)
+    attention = torch.softmax(torch.einsum("pd,bnd->bpn", attributes, patches), dim=-1)
+    local = torch.einsum("bpn,bnd->bpd", attention, patches)
+    weight = torch.einsum("bp,bp->b", relevance, attention.max(dim=-1).values)[:, None]
+    fused = (1 - weight) * g + weight * torch.einsum("bp,bpd->bd", relevance, local)
+    logits = (clip_model.logit_scale.exp() * l2_normalize(fused) @ text.t()) @ model.class_weights.t()
+    return logits, g, text
+
+
+def sap_variants(clip_model: CLIP, cfg: CN, names: List[str]) -> Tuple[nn.Module, nn.Module, Loss, Loss]:
+    """(our SAP model, the reference's copy of its prompts, our loss, the reference-style loss)."""
+    descriptions = synthetic_descriptions(names)
+    sentences = descriptions.sentences()
+    with contextlib.redirect_stdout(io.StringIO()):
+        prompts = sap.SAPPrompts(cfg.TRAINER.SAP, sentences, clip_model)
+    features = float_text_features(clip_model, descriptions.flat + sentences, torch.device("cpu"))
+    n = len(sentences)
+    model = sap.SAPCLIP(clip_model, prompts, descriptions.owners, len(names), features[:n], features[n:])
+    ref = copy.deepcopy(prompts)
+
+    def ours(images: Tensor, labels: Tensor) -> Tensor:
+        return sum(model(images, labels))
+
+    def reference(images: Tensor, labels: Tensor) -> Tensor:
+        logits, g, text = ref_sap_forward(clip_model, ref, model, images)
+        with torch.no_grad():
+            teacher = l2_normalize(ref_image(clip_model, images))
+        return (F.cross_entropy(logits, labels) + 25 * F.l1_loss(text, model.teacher_text_features)
+                + 10 * F.l1_loss(l2_normalize(g), teacher))
+
+    return model, ref, ours, reference
 
 
 # --- the variants ----------------------------------------------------------------------------
@@ -232,12 +330,63 @@ def softcpt_variants(case: Case, clip_model: CLIP, cfg: CN) -> Dict[str, Tuple[L
     return {"ours": (ours, ours_params), "reference": (reference, [ref_task.ctx, ref_gen.proj])}
 
 
+def build_lamm_variants(case: Case, depth: int, fp16: bool = False,
+                        device: str = "cpu") -> Tuple[CLIP, Dict[str, Variant]]:
+    """LAMM on CoOp's vit_b16_ep50_ctxv1 ("a photo of a"), --triplet-loss (and --origin-clip for
+    "lamm"). ours: label_alignment.branch_outputs (both branches in one shared-prefix call; with the
+    context frozen the name prompts' features are computed once). reference: both branches'
+    n_cls prompts on all 77 positions at every step, then the same loss formula."""
+    torch.manual_seed(0)
+    clip_model = vit_b16(depth)
+    if fp16:
+        convert_weights(clip_model)
+    clip_model.to(device)
+    cfg = method_cfg("coop", depth)
+    cfg.TRAINER.COOP.CTX_INIT = "a photo of a"
+    cfg.TRAINER.LAMM.ENABLED = cfg.TRAINER.LAMM.LOSS = True
+    cfg.TRAINER.LAMM.FREEZE_CTX = case.method == "lamm"
+    names = class_names(case.classes)
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = PromptCLIP(clip_model, coop.PromptLearner(cfg, names, clip_model))
+        label_alignment.attach_labels(model.prompt_learner, clip_model, cfg)
+    model.to(device)
+    learner = model.prompt_learner
+    learner.ctx.requires_grad_(not cfg.TRAINER.LAMM.FREEZE_CTX)
+    ref = copy.deepcopy(learner)
+    ours_params = [p for p in learner.parameters() if p.requires_grad]
+    ref_params = [p for p in ref.parameters() if p.requires_grad]
+    scale = clip_model.logit_scale.exp()
+    weights = label_alignment.LossWeights(param=1.0, feat=1.0, logit=0.05, temperature=2.0)  # --shots 1
+    cache = label_alignment.FixedBranchCache()
+
+    def ours(images: Tensor, labels: Tensor) -> Tensor:
+        out = label_alignment.branch_outputs(model, images, cache)
+        return label_alignment.hierarchical_loss(out, labels, learner.token_classes, learner.fix_token, weights)[0]
+
+    def reference(images: Tensor, labels: Tensor) -> Tensor:
+        image = l2_normalize(ref_image(clip_model, images))
+        m = ref.token_classes.shape[1]
+        learned = torch.cat([ref.token_prefix, ref.ctx.expand(ref.n_cls, -1, -1), ref.token_classes,
+                             ref.token_suffix[:, m:]], dim=1)
+        text = l2_normalize(ref_text(clip_model, learned, ref.eot))
+        text_fixed = l2_normalize(ref_text(clip_model, full_prompts(ref, ref.ctx), ref.eot))
+        out = label_alignment.BranchOutputs(text, text_fixed, scale * image @ text.t(), scale * image @ text_fixed.t())
+        return label_alignment.hierarchical_loss(out, labels, ref.token_classes, ref.fix_token, weights)[0]
+
+    return clip_model, {
+        "ours": Variant(ours, ours_params, sgd(ours_params, case.method)),
+        "reference": Variant(reference, ref_params, sgd(ref_params, case.method)),
+    }
+
+
 def build_variants(case: Case, depth: int, fp16: bool = False,
                    device: str = "cpu") -> Tuple[CLIP, Dict[str, Variant]]:
     """(the frozen CLIP, {"ours": ..., "reference": ...}) from the same random draws.
 
     fp16=True converts CLIP as the trainers do for PREC fp16 (bench/cuda_check.py runs "ours" so
     on CUDA; the reference-style functions here are fp32 only)."""
+    if case.method in LAMM_METHODS:
+        return build_lamm_variants(case, depth, fp16, device)
     torch.manual_seed(0)
     clip_model = vit_b16(depth)
     if fp16:
@@ -249,6 +398,12 @@ def build_variants(case: Case, depth: int, fp16: bool = False,
         return clip_model, {name: Variant(loss, params, sgd(params, case.method))
                             for name, (loss, params) in variants.items()}
     names = class_names(case.classes)
+    if case.method == "sap":
+        model, ref, ours, reference = sap_variants(clip_model, cfg, names)
+        ours_params = [p for p in model.prompts.parameters() if p.requires_grad]
+        ref_params = [p for p in ref.parameters() if p.requires_grad]
+        return clip_model, {"ours": Variant(ours, ours_params, sgd(ours_params, case.method)),
+                            "reference": Variant(reference, ref_params, sgd(ref_params, case.method))}
     with contextlib.redirect_stdout(io.StringIO()):  # the learners' init messages
         if case.method == "coop":
             model: nn.Module = PromptCLIP(clip_model, coop.PromptLearner(cfg, names, clip_model))
@@ -376,7 +531,13 @@ def available_mb() -> float:
     raise RuntimeError("MemAvailable not in /proc/meminfo")
 
 
-def memory_rows(name: str, case: Case, depth: int, threads: int) -> List[dict]:
+def descriptions_of(case: Case) -> int:
+    """P of a SAP case (synthetic_descriptions: 8 or 9 per class)."""
+    return 8 * case.classes + case.classes // 2
+
+
+def memory_rows(name: str, case: Case, depth: int, threads: int,
+                reference_prediction: Optional[float] = None) -> List[dict]:
     """Peak MB of both variants at each batch size (1, 2, 4, ... up to case.batch for a memory
     target, else case.batch only). A value is None where its child died; "skipped" says the
     reference was not run because its predicted peak would not fit in the available memory."""
@@ -391,7 +552,10 @@ def memory_rows(name: str, case: Case, depth: int, threads: int) -> List[dict]:
         last = next((r for r in reversed(rows) if r["reference"] is not None), None)
         if last is not None:
             row["predicted"] = last["reference"] * batch / last["batch"]
-        row["skipped"] = row["predicted"] is not None and row["predicted"] * 1.25 + 2048 >= row["available"]
+        elif reference_prediction is not None:
+            row["predicted"] = reference_prediction
+        row["skipped"] = not case.run_reference or (
+            row["predicted"] is not None and row["predicted"] * 1.25 + 2048 >= row["available"])
         if not row["skipped"]:
             row["reference"] = peak_memory_mb(name, "reference", depth, sized, threads)
         rows.append(row)
@@ -404,8 +568,11 @@ def rel_diff(a: Tensor, b: Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
 
 
-def run_case(name: str, case: Case, depth: int, repeats: int, memory: bool, threads: int) -> dict:
+def run_case(name: str, case: Case, depth: int, repeats: int, memory: bool, threads: int,
+             reference_prediction: Optional[float] = None) -> dict:
     clip_model, variants = build_variants(case, depth)
+    if not case.run_reference:
+        del variants["reference"]
     images, labels = inputs(case)
     first: Dict[str, Tuple[float, List[Tensor]]] = {}
     times: Dict[str, List[float]] = {"ours": [], "reference": []}
@@ -417,20 +584,20 @@ def run_case(name: str, case: Case, depth: int, repeats: int, memory: bool, thre
                 first[variant_name] = (loss, grads)
             else:
                 times[variant_name].append(seconds)
-        if r > 0 and case.method in ("coop", "softcpt"):
+        if r > 0 and case.method in ("coop", "softcpt", *LAMM_METHODS):
             floors.append(image_floor(clip_model, images))
-    (loss_ours, grads_ours), (loss_ref, grads_ref) = first["ours"], first["reference"]
-    result = {
-        "name": name, "case": case,
-        "ours": statistics.median(times["ours"]), "reference": statistics.median(times["reference"]),
-        "loss_diff": abs(loss_ours - loss_ref) / abs(loss_ref),
-        "grad_diff": max(rel_diff(a, b) for a, b in zip(grads_ours, grads_ref)),
-        "floor": statistics.median(floors) if floors else None,
-    }
-    result["speedup"] = result["reference"] / result["ours"]
+    result = {"name": name, "case": case, "ours": statistics.median(times["ours"]), "reference": None,
+              "loss_diff": None, "grad_diff": None, "speedup": None,
+              "floor": statistics.median(floors) if floors else None}
+    if case.run_reference:
+        (loss_ours, grads_ours), (loss_ref, grads_ref) = first["ours"], first["reference"]
+        result["reference"] = statistics.median(times["reference"])
+        result["loss_diff"] = abs(loss_ours - loss_ref) / abs(loss_ref)
+        result["grad_diff"] = max(rel_diff(a, b) for a, b in zip(grads_ours, grads_ref))
+        result["speedup"] = result["reference"] / result["ours"]
     del clip_model, variants, first
     release_free_memory()  # the memory subprocesses need the machine's memory, not this process
-    result["memory"] = memory_rows(name, case, depth, threads) if memory else []
+    result["memory"] = memory_rows(name, case, depth, threads, reference_prediction) if memory else []
     return result
 
 
@@ -443,7 +610,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--memory-all", action="store_true", help="peak memory for every case, not only CoCoOp")
     parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
-    parser.add_argument("--depth", type=int, default=12, help="blocks per tower (12: ViT-B/16; --quick: 2)")
+    parser.add_argument("--depth", type=int, default=12,
+                        help="blocks per tower (default 12 = ViT-B/16; costs and peaks grow linearly with it)")
     parser.add_argument("--batch", type=int, default=0, help="override the cases' batch size")
     parser.add_argument("--classes", type=int, default=0, help="override the cases' class count")
     args = parser.parse_args()
@@ -459,22 +627,32 @@ def main() -> None:
           f"fp32 CPU, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}, "
           f"median of {repeats} interleaved steps")
     results = []
+    reference_mb_per_description = None  # SAP: the reference's peak grows with the descriptions P
     for name in args.cases.split(","):
         case = CASES[name]
         if args.quick:
             case = replace(case, classes=max(2, case.classes // 4), batch=max(1, case.batch // 4))
         if args.classes or args.batch:  # e.g. a reference step that does not fit in memory
             case = replace(case, classes=args.classes or case.classes, batch=args.batch or case.batch)
-        memory = args.memory_all or case.memory_target is not None
-        result = run_case(name, case, depth, repeats, memory, args.threads or torch.get_num_threads())
+        memory = args.memory_all or case.memory_target is not None or case.method == "sap"
+        prediction = None
+        if case.method == "sap" and reference_mb_per_description is not None:
+            prediction = reference_mb_per_description * descriptions_of(case)
+        result = run_case(name, case, depth, repeats, memory, args.threads or torch.get_num_threads(), prediction)
+        if case.method == "sap" and result["memory"] and result["memory"][0]["reference"] is not None:
+            reference_mb_per_description = result["memory"][0]["reference"] / descriptions_of(case)
         results.append(result)
-        print(f"  {name}: reference {result['reference']:.2f} s, ours {result['ours']:.2f} s", flush=True)
+        reference = "not run" if result["reference"] is None else f"{result['reference']:.2f} s"
+        print(f"  {name}: reference {reference}, ours {result['ours']:.2f} s", flush=True)
 
     print()
     print(f"{'case':<13} {'classes':>7} {'batch':>5} {'reference s':>11} {'ours s':>7} {'speed-up':>8} "
           f"{'target':>6} {'loss rel diff':>13} {'grad rel diff':>13}")
     for r in results:
         case = r["case"]
+        if r["reference"] is None:
+            print(f"{r['name']:<13} {case.classes:>7} {case.batch:>5} {'not run':>11} {r['ours']:>7.2f}")
+            continue
         met = "ok" if r["speedup"] >= case.speedup_target else "MISSED"
         print(f"{r['name']:<13} {case.classes:>7} {case.batch:>5} {r['reference']:>11.2f} {r['ours']:>7.2f} "
               f"{r['speedup']:>7.2f}x {case.speedup_target:>5g}x {r['loss_diff']:>13.1e} "
@@ -491,8 +669,10 @@ def main() -> None:
                 if row["reference"] is None or row["ours"] is None:
                     reference = "skipped" if row["skipped"] else ("died" if row["reference"] is None
                                                                   else f"{row['reference']:.0f}")
-                    why = (f"  (reference predicted ~{row['predicted']:,.0f} MB, {row['available']:,.0f} MB "
-                           "available)" if row["skipped"] else "")
+                    why = ""
+                    if row["skipped"]:
+                        predicted = "?" if row["predicted"] is None else f"~{row['predicted']:,.0f}"
+                        why = f"  (reference predicted {predicted} MB, {row['available']:,.0f} MB available)"
                     print(f"{r['name']:<13} {row['batch']:>5} {reference:>10} {ours:>8} {'':>7}{why}")
                     continue
                 ratio = row["reference"] / max(row["ours"], 1.0)

@@ -62,14 +62,16 @@ def find_dataset_dir(cfg, dataset_dir: str, name: str, section: str) -> str:
 class ImageNet(DatasetBase):
     dataset_dir = "imagenet"
     section = "ImageNet"
+    classnames_file = "classnames.txt"
+    test_subdir = "val"  # images/<test_subdir>: the official val set, used as val and test
 
     def __init__(self, cfg):
-        self.dataset_dir = find_dataset_dir(cfg, type(self).dataset_dir, "ImageNet", self.section)
+        self.dataset_dir = find_dataset_dir(cfg, type(self).dataset_dir, type(self).__name__, self.section)
         self.image_dir = os.path.join(self.dataset_dir, "images")
         self.split_fewshot_dir = os.path.join(self.dataset_dir, "split_fewshot")
         mkdir_if_missing(self.split_fewshot_dir)
 
-        with pointing_to_docs("ImageNet", self.section):
+        with pointing_to_docs(type(self).__name__, self.section):
             train, test = self.load_full_lists()
             # No few-shot val: the official val set is both val and test.
             train = fewshot_splits(self, cfg, {"train": train})["train"]
@@ -91,9 +93,10 @@ class ImageNet(DatasetBase):
             # 1.33M files: trust the cache instead of stat'ing every image again.
             data = read_datum_json(json_path, self.dataset_dir, check_files=False)
         else:
-            classnames = read_classnames(os.path.join(self.dataset_dir, "classnames.txt"), self.section)
+            classnames = read_classnames(os.path.join(self.dataset_dir, self.classnames_file), self.section)
             data = {"train": read_wnid_folders(os.path.join(self.image_dir, "train"), classnames, self.section),
-                    "test": read_wnid_folders(os.path.join(self.image_dir, "val"), classnames, self.section)}
+                    "test": read_wnid_folders(os.path.join(self.image_dir, self.test_subdir), classnames,
+                                              self.section)}
             print(f"Saving preprocessed data to {json_path}")
             write_datum_json(json_path, data, self.dataset_dir)
         return data["train"], data["test"]

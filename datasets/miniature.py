@@ -59,6 +59,10 @@ CALTECH_IGNORED = ["BACKGROUND_Google", "Faces_easy"]
 ACTIONS = ["ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam"]
 FOLDER_CLASSES = ["Zebra", "cat", "dog", "red_panda"]
 
+# The first CIFAR-100 fine labels (alphabetical, as the dataset numbers them).
+CIFAR100 = ["apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
+            "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle"]
+
 TRAINVAL_FRACTION = 0.75  # the rest of each class goes to the official test list
 
 
@@ -376,6 +380,14 @@ def _fashion(w: Writer, n_classes: int, with_split: bool) -> None:
             for k in range(w.n_per_class):
                 w.image(f"images/{t}/{c}/{t}_{c}_{k}.jpg", t * n_classes + c, k)
     w.text("task_info.csv", rows)
+def _cifar100(w: Writer, n_classes: int, with_split: bool) -> None:
+    """LAMM's layout: numeric class folders (sorted as strings by the loader), names in
+    classnames_for_cifar100.txt; train/test cut as TRAINVAL_FRACTION."""
+    w.text("classnames_for_cifar100.txt", [f"{i} {name.replace('_', ' ')}" for i, name in enumerate(CIFAR100[:n_classes])])
+    for i in range(n_classes):
+        for k in range(w.n_per_class):
+            split = "train" if k < n_trainval(w.n_per_class) else "test"
+            w.image(f"images/{split}/{i}/{split}_{i}_{k}.jpg", i, k)
 
 
 # name -> (dataset_dir, writer, default number of classes)
@@ -417,6 +429,7 @@ MINIATURES: dict[str, tuple[str, Callable, int]] = {
     "PlantVillage": ("PlantVillage", _plant_folders("Plant_leave_diseases_dataset_without_augmentation",
                                                     PLANT_CLASSES["PlantVillage"]), 4),
     "Fashion20": ("fashion20", _fashion, 4),
+    "MYCIFAR100": ("cifar100", _cifar100, 12),
 }
 
 
@@ -431,7 +444,7 @@ def make_miniature(name: str, root: str, n_classes: Optional[int] = None, n_per_
     dataset_dir, write, default_classes = MINIATURES[name]
     n_classes = default_classes if n_classes is None else n_classes
     limit = {"ImageNet": len(IMAGENET_CLASSNAMES), "ImageNetV2": len(IMAGENET_CLASSNAMES),
-             "ImageNetSketch": len(IMAGENET_CLASSNAMES)}.get(name, default_classes)
+             "ImageNetSketch": len(IMAGENET_CLASSNAMES), "MYCIFAR100": len(CIFAR100)}.get(name, default_classes)
     if not 2 <= n_classes <= limit:
         raise ValueError(f"{name} miniature: n_classes must be in 2..{limit}, got {n_classes}")
     if n_per_class < 4:

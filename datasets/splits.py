@@ -9,6 +9,7 @@ import json
 import math
 import os
 import random
+import re
 import tempfile
 from collections import defaultdict
 from typing import Optional, Sequence
@@ -128,18 +129,42 @@ def read_and_split_data(image_dir: str, p_trn: float = 0.5, p_val: float = 0.2,
     return split_per_class(groups, p_trn=p_trn, p_val=p_val, rng=rng)
 
 
+def class_groups(n: int, n_groups: int) -> list[range]:
+    """n class positions cut into n_groups consecutive groups, the first n % n_groups one larger
+    (2 groups: base = the first ceil(n/2), new = the rest)."""
+    if not 1 <= n_groups <= n:
+        raise ValueError(f"cannot cut {n} classes into {n_groups} groups")
+    size, extra = divmod(n, n_groups)
+    bounds = [k * size + min(k, extra) for k in range(n_groups + 1)]
+    return [range(bounds[k], bounds[k + 1]) for k in range(n_groups)]
+
+
+# Class-incremental stages: "group:K/N" = the K-th of N consecutive class groups, "seen:K/N" = groups 1..K.
+_STAGED = re.compile(r"^(group|seen):(\d+)/(\d+)$")
+
+
 def subsample_classes(*splits: Optional[list], subsample: str = "all") -> list:
     """Keep the base (first ceil(n/2) sorted labels of the FIRST list) or new (the rest) classes in
-    every list and relabel them 0..m-1 in order. "all" returns the lists unchanged; None stays None."""
-    if subsample not in SUBSAMPLE_CHOICES:
-        raise ValueError(f"DATASET.SUBSAMPLE_CLASSES must be one of {SUBSAMPLE_CHOICES}, got {subsample!r}")
+    every list and relabel them 0..m-1 in order. "all" returns the lists unchanged; None stays None.
+    "group:K/N" keeps the K-th of N consecutive groups of the sorted labels (class_groups; 1/2 is
+    base, 2/2 is new), "seen:K/N" groups 1..K (class-incremental learning)."""
+    staged = _STAGED.match(subsample)
+    if subsample not in SUBSAMPLE_CHOICES and not (staged and 1 <= int(staged[2]) <= int(staged[3])):
+        raise ValueError(f"DATASET.SUBSAMPLE_CLASSES must be one of {SUBSAMPLE_CHOICES}, group:K/N or seen:K/N "
+                         f"(1 <= K <= N), got {subsample!r}")
     if subsample == "all":
         return list(splits)
 
     labels = sorted({item.label for item in splits[0]})
-    m = math.ceil(len(labels) / 2)
     print(f"SUBSAMPLE {subsample.upper()} CLASSES!")
-    selected = labels[:m] if subsample == "base" else labels[m:]
+    if staged:
+        groups = class_groups(len(labels), int(staged[3]))
+        k = int(staged[2])
+        chosen = groups[k - 1] if staged[1] == "group" else range(groups[k - 1].stop)
+        selected = [labels[i] for i in chosen]
+    else:
+        m = math.ceil(len(labels) / 2)
+        selected = labels[:m] if subsample == "base" else labels[m:]
     relabeler = {y: y_new for y_new, y in enumerate(selected)}
 
     output = []

@@ -18,6 +18,7 @@ CUSTOM_TEMPLATES: dict[str, str] = {
     "ImageNetV2": "a photo of a {}.",
     "ImageNetA": "a photo of a {}.",
     "ImageNetR": "a photo of a {}.",
+    "MYCIFAR100": "a photo of a {}.",
     # Default of the custom dataset; DATASET.FOLDER.TEMPLATE overrides it (see template_for).
     "FolderDataset": "a photo of a {}.",
 }

@@ -58,6 +58,8 @@ EXPECTED = {
     "ImageNetSketch": (["tench", "goldfish", "great white shark", "tiger shark", "hammerhead shark"],
                        40, 0, 40),
     "ImageNetA": (["stingray", "goldfinch", "junco", "American robin", "jay"], 40, 0, 40),
+    "MYCIFAR100": (["apple", "aquarium fish", "bowl", "boy", "baby", "bear", "beaver", "bed", "bee", "beetle",
+                    "bicycle", "bottle"], 72, 24, 24),
     "ImageNetR": (["goldfish", "great white shark", "hammerhead shark", "stingray", "hen"], 40, 0, 40),
     "FolderDataset": (["Zebra", "cat", "dog", "red_panda"], 12, 12, 8),
 }
@@ -294,7 +296,7 @@ def test_fewshot_draws_what_the_reference_draws(tmp_path, name):
     full = build(name, str(tmp_path))
     random.seed(11)
     expected_train = reference_fewshot(full.train_x, 2)
-    expected_val = full.test if name == "ImageNet" else reference_fewshot(full.val, 2)
+    expected_val = full.test if name in ("ImageNet", "MYCIFAR100") else reference_fewshot(full.val, 2)
     ds = build(name, str(tmp_path), "DATASET.NUM_SHOTS", 2, seed=11)
     assert impaths(ds.train_x) == impaths(expected_train)
     assert impaths(ds.val) == impaths(expected_val)
@@ -303,7 +305,7 @@ def test_fewshot_draws_what_the_reference_draws(tmp_path, name):
     cache = os.path.join(dataset_dir, "split_fewshot", "shot_2-seed_11.json")
     with open(cache) as f:
         saved = json.load(f)
-    assert set(saved) == ({"train"} if name == "ImageNet" else {"train", "val"})
+    assert set(saved) == ({"train"} if name in ("ImageNet", "MYCIFAR100") else {"train", "val"})
     assert all(not os.path.isabs(row[0]) and dataset_dir not in row[0] for rows in saved.values() for row in rows)
 
 

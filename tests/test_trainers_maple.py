@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import train
-from clip.model import CLIP, convert_weights
 from dassl.engine import build_trainer
 from dassl.utils import load_checkpoint
 
@@ -66,20 +65,7 @@ def losses(log: str) -> list[float]:
     return [float(v) for v in LOSS.findall(log)]
 
 
-SMALL_BASE = ["INPUT.SIZE", "(64, 64)", "DATASET.SUBSAMPLE_CLASSES", "base"]  # for small_vit_path
-
-
-@pytest.fixture(scope="module")
-def small_vit_path(tmp_path_factory) -> str:
-    """A cheaper ViT CLIP in OpenAI's file format (64x64 input, vision width 192, text width 128),
-    for the runs that only exercise the training machinery (bf16 matmuls are slow on most CPUs)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = CLIP(64, 64, 2, 192, 16, 77, 49408, 128, 2, 2)
-    convert_weights(model)
-    path = str(tmp_path_factory.mktemp("clip") / "small_vit.pt")
-    torch.save(model.state_dict(), path)
-    return path
+SMALL_BASE = ["INPUT.SIZE", "(64, 64)", "DATASET.SUBSAMPLE_CLASSES", "base"]  # for small_vit_path (conftest)
 
 
 @pytest.mark.parametrize("trainer", list(TRAINERS))

@@ -13,3 +13,5 @@ from . import ivlp  # noqa: E402
 from . import vpt  # noqa: E402
 from . import mtcoop  # noqa: E402
 from . import mtcoop_hard  # noqa: E402
+from . import sap  # noqa: E402
+from . import gzs  # noqa: E402

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os.path as osp
-from typing import Callable, ClassVar, Optional, Sequence
+from typing import Callable, ClassVar, Iterable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,12 @@ from dassl.utils import load_checkpoint, load_pretrained_weights
 
 from .common import PRECISIONS, build_clip, freeze_except, l2_normalize
 from .image_cache import ImageFeatureCacheMixin
+
+
+def tensor_state_key(tensors: Iterable[Tensor]) -> tuple:
+    """Identity, version counter, device and dtype of each tensor: changes with any in-place update,
+    a loaded state dict or a `.to()`."""
+    return tuple((id(t), t._version, t.device, t.dtype) for t in tensors)
 
 
 class TextFeatureCache:
@@ -45,10 +51,8 @@ class TextFeatureCache:
         if any(m.training for m in learners) or torch.is_grad_enabled():
             self._entry = None
             return compute()
-        key = tuple(
-            (id(t), t._version, t.device, t.dtype)
-            for m in learners for t in itertools.chain(m.parameters(), m.buffers())
-        )
+        key = tensor_state_key(itertools.chain.from_iterable(
+            itertools.chain(m.parameters(), m.buffers()) for m in learners))
         entry = self._entry
         if entry is not None and entry[0] == key:
             return entry[1]
@@ -183,7 +187,7 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
         self.model = self.build_custom_clip(cfg, classnames, clip_model)
 
         print("Turning off gradients in both the image and the text encoder")
-        trainable = freeze_except(self.model, self.trainable_keys)
+        trainable = self.freeze(self.model)
         print(f"Parameters to be updated: {trainable}")
         module = self.registered_module(self.model)
         if cfg.MODEL.INIT_WEIGHTS:
@@ -194,6 +198,14 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self.register_model(self.registered_name, module, self.optim, self.sched)
         self.scaler = self.precision.grad_scaler()
+
+    def freeze(self, model: nn.Module) -> list[str]:
+        """Only the parameters named by `trainable_keys` train; returns their names."""
+        return freeze_except(model, self.trainable_keys)
+
+    def keys_dropped_on_load(self) -> tuple[str, ...]:
+        """Entries of a checkpoint that `load_model` does not load (default: class_dependent_keys)."""
+        return self.class_dependent_keys
 
     def compute_loss(self, image: Tensor, label: Tensor) -> tuple[Tensor, dict[str, float]]:
         """Training loss and the values logged for it (default: CE on the logits, and accuracy)."""
@@ -235,5 +247,5 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
             if not osp.exists(model_path):
                 hint = " (pass --load-epoch: last_step runs save model.pth.tar-<epoch> only)" if epoch is None else ""
                 raise FileNotFoundError(f'Model not found at "{model_path}"{hint}')
-            load_registered_state(self._models[name], model_path, self.class_dependent_keys, name,
+            load_registered_state(self._models[name], model_path, self.keys_dropped_on_load(), name,
                                   learned_only=self.restore_learned_only)

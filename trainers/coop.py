@@ -10,6 +10,7 @@ from yacs.config import CfgNode as CN
 from clip.model import CLIP
 from dassl.engine import TRAINER_REGISTRY
 
+from . import label_alignment
 from .base import PromptCLIP, PromptTrainer
 from .prompting import ContextPrompts
 
@@ -23,7 +24,9 @@ class PromptLearner(ContextPrompts):
 
 
 @TRAINER_REGISTRY.register()
-class CoOp(PromptTrainer):
+class CoOp(label_alignment.LabelAlignmentMixin, PromptTrainer):
+    """CoOp; with TRAINER.LAMM.ENABLED also LAMM (FREEZE_CTX: LAMM alone) or CoOp+LAMM."""
+
     config_node = "COOP"
 
     @staticmethod
@@ -34,7 +37,8 @@ class CoOp(PromptTrainer):
         cfg.TRAINER.COOP.CTX_INIT = ""  # initialization words (overrides N_CTX)
         cfg.TRAINER.COOP.PREC = "fp16"  # fp16, fp32, amp (bf16 also accepted)
         cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # end, middle or front
+        label_alignment.extend_cfg(cfg)  # TRAINER.LAMM.*
 
     @classmethod
     def build_custom_clip(cls, cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> nn.Module:
-        return PromptCLIP(clip_model, PromptLearner(cfg, classnames, clip_model))
+        return cls.with_labels(cfg, PromptCLIP(clip_model, PromptLearner(cfg, classnames, clip_model)), clip_model)

@@ -27,42 +27,49 @@ from .deep_prompts import (
     DeepPromptTrainer, PromptedCLIP, PromptModule, TowerPrompts, check_depth, maple_context,
     vision_width,
 )
-from .prompting import ClassPrompts, text_width
+from .prompting import DEFAULT_TEMPLATE, ClassPrompts, text_width
 
 
 class VLPromptLearner(ClassPrompts):
-    """The shallow text context `ctx` (N_CTX_TEXT, text width) and the frozen class tokens."""
+    """The shallow text context `ctx` (N_CTX_TEXT, text width) and the frozen class tokens.
 
-    def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: CLIP):
-        opts = cfg.TRAINER.IVLP
+    opts: the trainer's config node (TRAINER.IVLP, TRAINER.SAP); template: see ClassPrompts
+    (SAP: "{name}", the names being whole description sentences).
+    """
+
+    def __init__(self, opts: CfgNode, classnames: Sequence[str], clip_model: CLIP,
+                 template: str = DEFAULT_TEMPLATE):
         init = maple_context(clip_model, opts.N_CTX_TEXT, opts.CTX_INIT)
         print("Independent V-L design")
         print(f'Initial text context: "{init.prefix}"')
         print(f"Number of context words (tokens) for Language prompting: {opts.N_CTX_TEXT}")
         print(f"Number of context words (tokens) for Vision prompting: {opts.N_CTX_VISION}")
-        super().__init__(clip_model, classnames, opts.N_CTX_TEXT, init.prefix, "end")
+        super().__init__(clip_model, classnames, opts.N_CTX_TEXT, init.prefix, "end", template)
         self.ctx = nn.Parameter(init.vectors)
 
 
 class IVLPPrompts(PromptModule):
-    """IVLP's learned part: text context, per-block text tokens and (optionally) vision tokens."""
+    """IVLP's learned part: text context, per-block text tokens and (optionally) vision tokens.
 
-    def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: CLIP):
+    opts is the trainer's config node TRAINER.<method> (IVLP; SAP builds on this class).
+    """
+
+    def __init__(self, opts: CfgNode, classnames: Sequence[str], clip_model: CLIP,
+                 method: str = "IVLP", template: str = DEFAULT_TEMPLATE):
         super().__init__(clip_model)
-        opts = cfg.TRAINER.IVLP
         depth_v, depth_t = opts.PROMPT_DEPTH_VISION, opts.PROMPT_DEPTH_TEXT
         # Drawn in the reference's order: it builds the vision, then the text tokens inside CLIP,
         # and the prompt learner after.
         self.image_encoder: Optional[TowerPrompts] = None
         if depth_v > 0 and opts.N_CTX_VISION > 0:
-            width = vision_width(clip_model, "IVLP")
-            check_depth(depth_v, clip_model.visual.transformer.layers, "TRAINER.IVLP.PROMPT_DEPTH_VISION")
+            width = vision_width(clip_model, method)
+            check_depth(depth_v, clip_model.visual.transformer.layers, f"TRAINER.{method}.PROMPT_DEPTH_VISION")
             self.image_encoder = TowerPrompts(opts.N_CTX_VISION, width, depth_v,
                                               shallow=True, round_to_fp16=opts.ROUND_PROMPTS_TO_FP16)
-        check_depth(depth_t, clip_model.transformer.layers, "TRAINER.IVLP.PROMPT_DEPTH_TEXT")
+        check_depth(depth_t, clip_model.transformer.layers, f"TRAINER.{method}.PROMPT_DEPTH_TEXT")
         self.text_encoder = TowerPrompts(opts.N_CTX_TEXT, text_width(clip_model), depth_t,
                                          shallow=False, round_to_fp16=opts.ROUND_PROMPTS_TO_FP16)
-        self.prompt_learner = VLPromptLearner(cfg, classnames, clip_model)
+        self.prompt_learner = VLPromptLearner(opts, classnames, clip_model, template)
 
     def text_prompt(self) -> TextPrompt:
         learner = self.prompt_learner
@@ -96,11 +103,12 @@ class IVLP(DeepPromptTrainer):
 
     def check_cfg(self, cfg: CfgNode) -> None:
         super().check_cfg(cfg)
-        if cfg.TRAINER.IVLP.PROMPT_DEPTH_TEXT < 1:
-            raise ConfigError("TRAINER.IVLP.PROMPT_DEPTH_TEXT must be >= 1 (1 = the shallow text context only)")
-        if cfg.TRAINER.IVLP.PROMPT_DEPTH_VISION < 0:
-            raise ConfigError("TRAINER.IVLP.PROMPT_DEPTH_VISION must be >= 0 (0 = no vision prompts)")
+        node = self.config_node
+        if cfg.TRAINER[node].PROMPT_DEPTH_TEXT < 1:
+            raise ConfigError(f"TRAINER.{node}.PROMPT_DEPTH_TEXT must be >= 1 (1 = the shallow text context only)")
+        if cfg.TRAINER[node].PROMPT_DEPTH_VISION < 0:
+            raise ConfigError(f"TRAINER.{node}.PROMPT_DEPTH_VISION must be >= 0 (0 = no vision prompts)")
 
     @classmethod
     def build_custom_clip(cls, cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> nn.Module:
-        return PromptedCLIP(clip_model, IVLPPrompts(cfg, classnames, clip_model))
+        return PromptedCLIP(clip_model, IVLPPrompts(cfg.TRAINER.IVLP, classnames, clip_model))

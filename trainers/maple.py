@@ -30,6 +30,7 @@ from clip.prompts import TextPrompt, VisionPrompt
 from dassl.cli import ConfigError
 from dassl.engine import TRAINER_REGISTRY
 
+from . import label_alignment
 from .deep_prompts import (
     DeepPromptTrainer, PromptedCLIP, PromptModule, check_depth, maple_context, normal_tokens,
     vision_width,
@@ -93,11 +94,17 @@ class MaPLePrompts(PromptModule):
 
 
 @TRAINER_REGISTRY.register()
-class MaPLe(DeepPromptTrainer):
-    """MaPLe; saved under MultiModalPromptLearner/ as the reference."""
+class MaPLe(label_alignment.LabelAlignmentMixin, DeepPromptTrainer):
+    """MaPLe; saved under MultiModalPromptLearner/ as the reference. With TRAINER.LAMM.ENABLED:
+    MaPLe+LAMM (the reference's MaPLe path: one label token, FREEZE_CTX ignored, learned labels
+    not restored by --eval-only unless TRAINER.LAMM.MAPLE_RESTORE_LABELS)."""
 
     config_node = "MAPLE"
     registered_name = "MultiModalPromptLearner"
+    label_tokens = 1
+    freezes_ctx = False
+    restores_labels = False
+    reports_accuracy = False
 
     @staticmethod
     def extend_cfg(cfg: CfgNode) -> None:
@@ -106,6 +113,7 @@ class MaPLe(DeepPromptTrainer):
         cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"  # initialization words (used when N_CTX <= 4)
         cfg.TRAINER.MAPLE.PREC = "fp16"  # fp16, fp32, amp (bf16 also accepted)
         cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9  # J: prompts in blocks 0..J-1 of both towers (1 = shallow)
+        label_alignment.extend_cfg(cfg)  # TRAINER.LAMM.*
 
     def check_cfg(self, cfg: CfgNode) -> None:
         super().check_cfg(cfg)
@@ -116,4 +124,4 @@ class MaPLe(DeepPromptTrainer):
 
     @classmethod
     def build_custom_clip(cls, cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> nn.Module:
-        return PromptedCLIP(clip_model, MaPLePrompts(cfg, classnames, clip_model))
+        return cls.with_labels(cfg, PromptedCLIP(clip_model, MaPLePrompts(cfg, classnames, clip_model)), clip_model)

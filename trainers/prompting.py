@@ -12,11 +12,19 @@ A class prompt is the tokenized text `template.format(prefix=..., name=...)` (by
 (n, w), class-specific (n_cls, n, w), or grouped (*G, 1 | n_cls, n, w) as CoCoOp's per-image
 contexts. A method's prompt learner subclasses it and owns its parameters. The EOT index of the
 tokenized text stays valid in every layout because the length never changes.
+
+Label embeddings (LAMM, trainers/label_alignment.py): `set_labels` adds a learned per-class
+`token_classes` (n_cls, m, w) that takes the place of suffix positions offset..offset+m-1 (the
+"labels" branch); the plain prompt is the "names" branch. `prompt` encodes the active branches
+(`branches`), in this order, as one group of sequences sharing SOS + context.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional, Sequence
+
+import contextlib
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +35,7 @@ from clip.prompts import TextPrompt
 from dassl.cli import ConfigError
 
 POSITIONS = ("end", "middle", "front")
+BRANCHES = ("labels", "names")  # prompts with the learned label embeddings / with the class names
 DEFAULT_TEMPLATE = "{prefix} {name}."
 
 
@@ -101,6 +110,7 @@ class ClassPrompts(nn.Module):
         self.classnames = [clean_classname(name) for name in classnames]
         self.n_cls = len(self.classnames)
         self.n_ctx = n_ctx
+        self.prefix = prefix
         self.position = position
         self.name_lens = [len(clip._tokenizer().encode(name)) for name in self.classnames]
         self.prompt_texts = [template.format(prefix=prefix, name=name) for name in self.classnames]
@@ -115,6 +125,54 @@ class ClassPrompts(nn.Module):
         self.register_buffer("layout", self._layout(tokens.shape[1]), persistent=False)
         # Positions the encoder needs: nothing after the last EOT reaches a feature.
         self.length = int(self.eot.max()) + 1
+        self.label_offset: Optional[int] = None  # suffix position of the label embeddings (set_labels)
+        self.branches: tuple[str, ...] = ("names",)
+
+    def set_labels(self, labels: Tensor, offset: int) -> None:
+        """Learn `token_classes` = labels (n_cls, m, w) in place of suffix positions offset..offset+m-1.
+
+        `fix_token`, their initial values, is kept as a saved buffer (the anchor of LAMM's
+        parameter-space loss). The "labels" branch becomes the prompt.
+        """
+        if self.position != "end":
+            raise ConfigError(f"label embeddings need the class token at the end, not {self.position!r}")
+        if labels.shape[0] != self.n_cls or offset + labels.shape[1] > self.token_suffix.shape[1]:
+            raise ValueError(f"label embeddings {tuple(labels.shape)} at suffix position {offset} do not fit "
+                             f"{self.n_cls} prompts of suffix length {self.token_suffix.shape[1]}")
+        self.token_classes = nn.Parameter(labels.clone())
+        self.register_buffer("fix_token", labels.detach().clone())
+        self.label_offset = offset
+        self.branches = ("labels",)
+
+    def drop_labels(self) -> None:
+        """Back to the plain prompts (the class names): no label embeddings."""
+        if self.has_labels:
+            del self.token_classes, self.fix_token
+        self.label_offset = None
+        self.branches = ("names",)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.label_offset is not None
+
+    @contextlib.contextmanager
+    def using_branches(self, *branches: str) -> Iterator[None]:
+        """Within the block, `prompt` (and so a learner's text_prompt) encodes these branches."""
+        if any(b not in BRANCHES for b in branches) or ("labels" in branches and not self.has_labels):
+            raise ValueError(f"branches must be from {BRANCHES} ('labels' needs set_labels), got {branches}")
+        saved, self.branches = self.branches, tuple(branches)
+        try:
+            yield
+        finally:
+            self.branches = saved
+
+    def suffix(self, branch: str) -> Tensor:
+        """The frozen suffix (n_cls, 77-1-n, w), with the label embeddings spliced in for "labels"."""
+        if branch == "names":
+            return self.token_suffix
+        start, end = self.label_offset, self.label_offset + self.token_classes.shape[1]
+        return torch.cat([self.token_suffix[:, :start], self.token_classes.to(self.token_suffix.dtype),
+                          self.token_suffix[:, end:]], dim=1)
 
     def _layout(self, length: int) -> Optional[Tensor]:
         """(n_cls, L) source position of each output position in [SOS | ctx | suffix], or None (end)."""
@@ -132,11 +190,13 @@ class ClassPrompts(nn.Module):
                 rows.append([0] + name + ctx + rest)
         return torch.tensor(rows, dtype=torch.long)
 
-    def assemble(self, ctx: Tensor, length: Optional[int] = None) -> Tensor:
+    def assemble(self, ctx: Tensor, length: Optional[int] = None, branch: Optional[str] = None) -> Tensor:
         """Prompt embeddings (*G, n_cls, length, w) for ctx (n, w), (C, n, w) or (*G, C, n, w).
 
-        C is 1 (shared) or n_cls (class-specific); length defaults to the full 77 positions.
+        C is 1 (shared) or n_cls (class-specific); length defaults to the full 77 positions;
+        branch ("labels" or "names") defaults to the first active one.
         """
+        suffix = self.suffix(branch or self.branches[0])
         length = self.token_prefix.shape[1] + self.n_ctx + self.token_suffix.shape[1] if length is None else length
         if ctx.dim() == 2:
             ctx = ctx.unsqueeze(0)
@@ -145,7 +205,7 @@ class ClassPrompts(nn.Module):
         prompts = torch.cat([
             self.token_prefix.expand(*groups, self.n_cls, 1, width),
             ctx.expand(*groups, self.n_cls, self.n_ctx, width),
-            self.token_suffix[:, :length - 1 - self.n_ctx].expand(*groups, self.n_cls, -1, width),
+            suffix[:, :length - 1 - self.n_ctx].expand(*groups, self.n_cls, -1, width),
         ], dim=-2)
         if self.layout is not None:
             index = self.layout[:, :length, None].expand(*groups, self.n_cls, length, width)
@@ -157,10 +217,20 @@ class ClassPrompts(nn.Module):
 
         Class-specific contexts are distinct parameters even where their values coincide (e.g.
         right after a shared initialisation), so they are never encoded as one shared prefix.
+        The active branches' prompts follow one another: (*G, len(branches) * n_cls, L, w).
+        With label embeddings the shared prefix is given explicitly, ending before the label slot:
+        labels that start out equal (names sharing their first tokens) are distinct parameters.
         """
         class_specific = ctx.dim() >= 3 and ctx.shape[-3] > 1
-        return TextPrompt(embeddings=self.assemble(ctx, self.length), eot=self.eot,
-                          shared_prefix=False if class_specific else None)
+        parts = [self.assemble(ctx, self.length, branch) for branch in self.branches]
+        embeddings = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-3)
+        eot = self.eot.repeat(len(parts))
+        if class_specific:
+            return TextPrompt(embeddings=embeddings, eot=eot, shared_prefix=False)
+        if "labels" in self.branches and embeddings.dim() == 3:
+            cut = 1 + self.n_ctx + self.label_offset
+            return TextPrompt(embeddings=embeddings[:, cut:], eot=eot, prefix=embeddings[0, :cut])
+        return TextPrompt(embeddings=embeddings, eot=eot)
 
 
 class ContextPrompts(ClassPrompts):

@@ -1,15 +1,19 @@
 """Zero-shot CLIP: hand-written prompts, no training (ZeroshotCLIP, ZeroshotCLIP2)."""
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from clip import clip
+from clip.encode import encode_text
 from clip.model import CLIP
+from clip.prompts import TextPrompt
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from datasets.templates import IMAGENET_TEMPLATES_SELECT, template_for
+from descriptions import load_class_descriptions
 
 from .common import build_clip, l2_normalize
 from .image_cache import FrozenClipHeadMixin
@@ -30,6 +34,51 @@ def class_text_features(clip_model: CLIP, classnames: Sequence[str], templates: 
         return template_features(clip_model, classnames, templates[0])
     stacked = torch.stack([template_features(clip_model, classnames, t) for t in templates])
     return l2_normalize(stacked.mean(dim=0))
+
+
+class FloatTextTower(nn.Module):
+    """fp32 copies of the parts of CLIP that `clip.encode.encode_text` reads (the text tower).
+
+    The reference computes some frozen text features with a zero-shot CLIP converted to fp32
+    (SAP's description and teacher features) whatever precision the trained model runs in.
+    """
+
+    def __init__(self, clip_model: CLIP):
+        super().__init__()
+        self.token_embedding = copy.deepcopy(clip_model.token_embedding).float()
+        self.transformer = copy.deepcopy(clip_model.transformer).float()
+        self.ln_final = copy.deepcopy(clip_model.ln_final).float()
+        self.positional_embedding = nn.Parameter(clip_model.positional_embedding.detach().float().clone())
+        self.text_projection = nn.Parameter(clip_model.text_projection.detach().float().clone())
+        self.requires_grad_(False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+
+@torch.no_grad()
+def float_text_features(clip_model: CLIP, texts: Sequence[str], device: torch.device,
+                        chunk: int = 2048) -> Tensor:
+    """(len(texts), D) un-normalised fp32 text features of frozen CLIP, computed on `device`
+    (chunks of `chunk` texts, the fast text path) and returned on the CPU."""
+    tower = FloatTextTower(clip_model).to(device)
+    features = []
+    for start in range(0, len(texts), chunk):
+        tokens = clip.tokenize(list(texts[start:start + chunk])).to(device)
+        eot = tokens.argmax(dim=-1)
+        embeddings = tower.token_embedding(tokens[:, :int(eot.max()) + 1])
+        features.append(encode_text(tower, TextPrompt(embeddings=embeddings, eot=eot)).cpu())
+    return torch.cat(features)
+
+
+def class_mean_weights(owners: Sequence[int], n_cls: int, dtype: torch.dtype) -> Tensor:
+    """(C, P) M / rowsum(M), M[c, p] = 1 iff description p belongs to class c, computed in `dtype`
+    (SAP divides in fp16). Description logits (B, P) @ its transpose = per class the mean of its
+    descriptions' logits."""
+    mask = torch.zeros(n_cls, len(owners), dtype=dtype)
+    mask[torch.as_tensor(owners), torch.arange(len(owners))] = 1
+    return mask / mask.sum(dim=1, keepdim=True)
 
 
 @TRAINER_REGISTRY.register()
@@ -88,3 +137,29 @@ class ZeroshotCLIP2(ZeroshotCLIP):
 
     def task_templates(self, template: str) -> list[str]:
         return [*IMAGENET_TEMPLATES_SELECT, template]
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIPDescriptions(FrozenClipHeadMixin, TrainerX):
+    """Classification by description: a class scores the mean over its descriptions of
+    100 cos(image, description sentence), with SAP's description files (DESCRIPTIONS.*) and
+    sentences ("a photo of a <class>, which ..."); use with --eval-only. Frozen CLIP as
+    ZeroshotCLIP (fp16 on CUDA); the sentence features are computed once, in fp32 as SAP's."""
+
+    def build_model(self) -> None:
+        classnames = self.dm.dataset.classnames
+        clip_model, _ = build_clip(self.cfg, "fp16", self.device)
+        clip_model.to(self.device)
+        descriptions = load_class_descriptions(self.cfg, classnames)
+        sentences = descriptions.sentences()
+        print(f"Descriptions: {len(sentences)} for {len(classnames)} classes from {descriptions.path}")
+        features = float_text_features(clip_model, sentences, self.device)
+        self.text_features = l2_normalize(features).to(self.device, clip_model.dtype)
+        self.class_weights = class_mean_weights(descriptions.owners, len(classnames), clip_model.dtype).to(self.device)
+        self.clip_model = clip_model
+
+    def forward_features(self, image_features: Tensor) -> Tensor:
+        scale = self.clip_model.logit_scale.exp()
+        return (scale * l2_normalize(image_features) @ self.text_features.t()) @ self.class_weights.t()
+
+    def model_inference(self, image: Tensor) -> Tensor:
+        return self.forward_features(self.encode_image(image))

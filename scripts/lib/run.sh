@@ -128,11 +128,16 @@ base2new_train() {
     train_py "${SEED}" "${DIR}" DATASET.NUM_SHOTS ${SHOTS} DATASET.SUBSAMPLE_CLASSES base
 }
 
-# base2new_test TRAINER CFG LOADEP DATASET SEED: test the model of base2new_train (epoch LOADEP)
-# on the new classes.
+# base2new_test TRAINER CFG LOADEP DATASET SEED [SUB]: test the model of base2new_train (epoch
+# LOADEP) on the new classes (SUB new, the default), or on all classes (SUB all: generalized
+# zero-shot, output in test_all/, the accuracy also split into base / new / HM).
 base2new_test() {
     _begin "DATASET SEED" "$@"
-    SUB=new
+    SUB=${6:-new}
+    local -a gzs=()
+    if [ "$SUB" = all ]; then
+        gzs=(TEST.EVALUATOR GZSClassification)
+    fi
     COMMON_DIR=${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED}
     MODEL_DIR=output/base2new/train_base/${COMMON_DIR}
     DIR=output/base2new/test_${SUB}/${COMMON_DIR}
@@ -142,7 +147,7 @@ base2new_test() {
         echo "Evaluating the model of ${MODEL_DIR}; output in ${DIR}"
     fi
     eval_py "${SEED}" "${DIR}" "${MODEL_DIR}" "${LOADEP}" \
-        DATASET.NUM_SHOTS ${SHOTS} DATASET.SUBSAMPLE_CLASSES ${SUB}
+        DATASET.NUM_SHOTS ${SHOTS} DATASET.SUBSAMPLE_CLASSES ${SUB} "${gzs[@]}"
 }
 
 # xd_train TRAINER CFG DATASET SEED: train on all classes of DATASET (imagenet), 16 shots.
