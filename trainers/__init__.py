@@ -7,3 +7,4 @@ __all__ = ["coop", "cocoop", "linear_probe", "zsclip", "extend_cfg"]
 from . import maple  # noqa: E402
 from . import ivlp  # noqa: E402
 from . import vpt  # noqa: E402
+from . import mvlpt  # noqa: E402
