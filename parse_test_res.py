@@ -9,7 +9,9 @@
 For each log.txt (timestamped copies are ignored) only lines after the end signal count: "Finish
 training" (upstream Dassl) or "Finished training" (older Dassl), or "=> result" with --test-log. The
 value is the LAST "* <keyword>: <number>%" line after it. The summary is mean +- population std
-over seeds (1.96 * std / sqrt(n) with --ci95).
+over seeds (1.96 * std / sqrt(n) with --ci95). Multi-task runs (ClassificationMT) also get one
+summary line per task, from each log's last "* task: <i> (<name>)\ttotal: N\tmetric: X%" block;
+their average is `--keyword overall_metric`.
 
 --base2new ROOT reads ROOT/train_base/<dataset>/shots_<K>/<trainer>/<config>/seed*/log.txt (base:
 the test at the end of training; ROOT/test_base/... eval-only logs are used when a dataset has no
@@ -76,6 +78,28 @@ def read_metrics(log_path: str, keywords: Sequence[str], end_signals: Sequence[s
     return found
 
 
+TASK_LINE = re.compile(r"^\* task: (\d+) \((.*)\)\ttotal: [\d,]+\tmetric: ([\.\deE+-]+)%")
+TASK_BLOCK_START = "=> per-task result"
+
+
+def read_task_metrics(log_path: str, end_signals: Sequence[str]) -> dict[int, tuple[str, float]]:
+    """{task id: (task name, metric)} of the last per-task block after the end signal."""
+    found: dict[int, tuple[str, float]] = {}
+    started = False
+    with open(log_path, "r", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            started = started or line.strip() in end_signals
+            if not started:
+                continue
+            if line.strip() == TASK_BLOCK_START:
+                found = {}
+            match = TASK_LINE.match(line)
+            if match:
+                found[int(match.group(1))] = (match.group(2), float(match.group(3)))
+    return found
+
+
 def seed_logs(directory: str) -> list[str]:
     """log.txt of every sub-folder of directory (sorted)."""
     logs = []
@@ -99,6 +123,7 @@ def parse_directory(directory: str, keywords: Sequence[str], end_signals: Sequen
     """Print per-file values and the summary of one experiment; return {keyword: mean}."""
     print(f"Parsing files in {directory}")
     per_metric: dict[str, list[float]] = {}
+    per_task: dict[int, tuple[str, list[float]]] = {}
     for log_path in seed_logs(directory):
         found = read_metrics(log_path, keywords, end_signals)
         if not found:
@@ -106,6 +131,8 @@ def parse_directory(directory: str, keywords: Sequence[str], end_signals: Sequen
         print(" ".join([f"file: {log_path}."] + [f"{k}: {v:.2f}%." for k, v in found.items()]))
         for keyword, value in found.items():
             per_metric.setdefault(keyword, []).append(value)
+        for task, (name, value) in read_task_metrics(log_path, end_signals).items():
+            per_task.setdefault(task, (name, []))[1].append(value)
     if not per_metric:
         raise ParseError(f"no '* {keywords[0]}: ...%' line after {' / '.join(map(repr, end_signals))} "
                          f"in any log under {directory}")
@@ -116,6 +143,13 @@ def parse_directory(directory: str, keywords: Sequence[str], end_signals: Sequen
     for keyword, values in per_metric.items():
         means[keyword] = statistics.fmean(values)
         print(f"* {keyword}: {means[keyword]:.2f}% +- {spread(values, ci95):.2f}%")
+    if per_task:
+        print("Per task:")
+        for task in sorted(per_task):
+            name, values = per_task[task]
+            means[f"task{task}"] = statistics.fmean(values)
+            print(f"* task {task} ({name}): {means[f'task{task}']:.2f}% +- {spread(values, ci95):.2f}% "
+                  f"({len(values)} runs)")
     print("===")
     return means
 

@@ -100,7 +100,7 @@ def test_reset_starts_over(capsys):
 
 
 def test_registry_and_unknown_evaluator():
-    assert EVALUATOR_REGISTRY.registered_names() == ["Classification"]
+    assert EVALUATOR_REGISTRY.registered_names() == ["Classification", "ClassificationMT"]
     assert issubclass(Classification, EvaluatorBase)
     cfg = get_cfg_default()
     cfg.TEST.EVALUATOR = "Clasification"

@@ -133,6 +133,8 @@ _C.TRAIN.COUNT_ITER = "train_x"
 _C.TEST = CN()
 _C.TEST.EVALUATOR = "Classification"
 _C.TEST.PER_CLASS_RESULT = False
+# Multi-task datasets: one result line per task (ClassificationMT)
+_C.TEST.PER_TASK_RESULT = False
 _C.TEST.COMPUTE_CMAT = False
 _C.TEST.NO_TEST = False
 _C.TEST.SPLIT = "test"

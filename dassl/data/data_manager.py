@@ -46,10 +46,12 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source:
 
 
 class DataManager:
-    """Builds the dataset named by cfg.DATASET.NAME, its transforms and its four loaders."""
+    """Builds the dataset named by cfg.DATASET.NAME (or takes a built one), its transforms and loaders."""
 
-    def __init__(self, cfg, custom_tfm_train=None, custom_tfm_test=None, dataset_wrapper=None):
-        dataset = build_dataset(cfg)
+    def __init__(self, cfg, custom_tfm_train=None, custom_tfm_test=None, dataset_wrapper=None,
+                 dataset=None):
+        if dataset is None:
+            dataset = build_dataset(cfg)
 
         if custom_tfm_train is None:
             tfm_train = build_transform(cfg, is_train=True)

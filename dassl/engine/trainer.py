@@ -287,11 +287,27 @@ class SimpleTrainer(TrainerBase):
         # sampling and parameter initialisation must see the seeded generators.
         self.build_data_loader()
         self.build_model()
-        self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
+        self.evaluator = self.build_evaluator()
         self.best_result = float("-inf")
 
     def check_cfg(self, cfg: CfgNode) -> None:
         """Hook to validate cfg before anything is built (self.cfg is not set yet)."""
+
+    def build_evaluator(self):
+        """TEST.EVALUATOR; multi-task datasets are always scored per task (ClassificationMT)."""
+        cfg = self.cfg
+        dataset = getattr(getattr(self, "dm", None), "dataset", None)
+        if getattr(dataset, "taskid2cname", None) is None:
+            return build_evaluator(cfg, lab2cname=self.lab2cname)
+        from dassl.data.multitask import TaskLayout
+
+        if cfg.TEST.EVALUATOR == "Classification":
+            print("Multi-task dataset: evaluating per task with ClassificationMT")
+            cfg = cfg.clone()
+            cfg.defrost()
+            cfg.TEST.EVALUATOR = "ClassificationMT"
+        return build_evaluator(cfg, lab2cname=self.lab2cname,
+                               task_layout=TaskLayout.from_dataset(dataset))
 
     def build_data_loader(self) -> None:
         """Build the DataManager and expose its loaders and label info as attributes."""

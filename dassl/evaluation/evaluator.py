@@ -106,3 +106,117 @@ class Classification(EvaluatorBase):
             print(f"Confusion matrix is saved to {save_path}")
 
         return results
+
+
+def _first_positive(targets: np.ndarray) -> np.ndarray:
+    return targets.argmax(axis=1)
+
+
+def overall_accuracy(scores: np.ndarray, targets: np.ndarray) -> float:
+    """% of rows whose top score is the row's (first) positive class."""
+    return 100.0 * float(np.mean(scores.argmax(axis=1) == _first_positive(targets)))
+
+
+def mean_class_accuracy(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over the classes present in targets of their recall (SoftCPT's mean_acc).
+
+    The reference yields NaN when a class has no sample; absent classes are left out instead.
+    """
+    truth, pred = _first_positive(targets), scores.argmax(axis=1)
+    recalls = [float(np.mean(pred[truth == c] == c)) for c in np.unique(truth)]
+    return 100.0 * float(np.mean(recalls))
+
+
+def mean_per_class_elevater(scores: np.ndarray, targets: np.ndarray) -> float:
+    """ELEVATER's mean-per-class: classes without a positive leave both targets and scores."""
+    present = targets.max(axis=0) > 0
+    return mean_class_accuracy(scores[:, present], targets[:, present])
+
+
+def eleven_point_map(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over classes with a positive of the 11-point interpolated average precision."""
+    from sklearn.metrics import precision_recall_curve  # lazy: sklearn is slow to import
+
+    aps = []
+    for c in range(targets.shape[1]):
+        if targets[:, c].max() <= 0:
+            continue
+        precision, recall, _ = precision_recall_curve(targets[:, c] > 0, scores[:, c])
+        points = [precision[recall >= t].max() if np.any(recall >= t) else 0.0
+                  for t in np.linspace(1.0, 0.0, 11)]
+        aps.append(float(np.mean(points)))
+    return 100.0 * float(np.mean(aps))
+
+
+TASK_METRIC_FUNCTIONS = {
+    "overall_acc": overall_accuracy,
+    "accuracy": overall_accuracy,
+    "mean_acc": mean_class_accuracy,
+    "mean-per-class": mean_per_class_elevater,
+    "11point_mAP": eleven_point_map,
+}
+
+
+@EVALUATOR_REGISTRY.register()
+class ClassificationMT(EvaluatorBase):
+    """Per-task evaluation of multi-task runs: each row is scored over its own task's classes.
+
+    process() takes logits over the union of all tasks' classes and the -1/0/1 label vectors of
+    DatasetWrapperMT. The value test() returns is the unweighted mean over tasks, or the metric of
+    the task named by DATASET.MULTITASK_EVALKEY (MVLPT's model selection on one target).
+    """
+
+    def __init__(self, cfg: CfgNode, task_layout: Any = None, **kwargs: Any) -> None:
+        super().__init__(cfg)
+        if task_layout is None:
+            raise ValueError("ClassificationMT needs a multi-task dataset (task_layout)")
+        self.layout = task_layout
+        self.reset()
+
+    def reset(self) -> None:
+        self._scores: list[list[np.ndarray]] = [[] for _ in range(self.layout.num_tasks)]
+        self._targets: list[list[np.ndarray]] = [[] for _ in range(self.layout.num_tasks)]
+
+    def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
+        """mo: (N, C) logits over the union; gt: (N, C) label vectors (-1 outside own task)."""
+        mo, gt = mo.detach().float().cpu(), gt.detach().cpu()
+        for task in range(self.layout.num_tasks):
+            cols = self.layout.task_slice(task)
+            rows = gt[:, cols].ne(-1).any(dim=1)
+            if rows.any():
+                self._scores[task].append(mo[rows, cols].numpy())
+                self._targets[task].append(gt[rows, cols].clamp(min=0).numpy())
+
+    def evaluate(self) -> "OrderedDict[str, float]":
+        per_task: OrderedDict[str, float] = OrderedDict()
+        lines, total = [], 0
+        for task, (name, metric) in enumerate(zip(self.layout.names, self.layout.metrics)):
+            if not self._scores[task]:
+                continue
+            scores, targets = np.concatenate(self._scores[task]), np.concatenate(self._targets[task])
+            value = TASK_METRIC_FUNCTIONS[metric](scores, targets)
+            per_task[name] = value
+            total += len(scores)
+            lines.append(f"* task: {task} ({name})\ttotal: {len(scores):,}\tmetric: {value:.2f}%")
+        if not per_task:
+            raise ValueError("ClassificationMT: no labelled rows were processed")
+        average = float(np.mean(list(per_task.values())))
+
+        print("=> result")
+        print(f"* total: {total:,}")
+        print(f"* overall_metric: {average:.2f}%")
+        if self.cfg.TEST.PER_TASK_RESULT:
+            print("=> per-task result")
+            print("\n".join(lines))
+            print(f"* average: {average:.2f}%")
+
+        evalkey = self.cfg.DATASET.get("MULTITASK_EVALKEY", "average")
+        if evalkey not in ("average", "") and evalkey not in per_task:
+            raise ValueError(f'DATASET.MULTITASK_EVALKEY "{evalkey}" is not a task of this run '
+                             f"(tasks: {', '.join(per_task)})")
+        results: OrderedDict[str, float] = OrderedDict()
+        results["metric"] = per_task[evalkey] if evalkey in per_task else average
+        results["average"] = average
+        for name, value in per_task.items():
+            results[f"task/{name}"] = value
+        return results
