@@ -158,5 +158,7 @@ def test_soft_targets_and_pertask_mask():
     # One-hot rows: soft-target CE equals CE on the global label.
     torch.testing.assert_close(F.cross_entropy(logits[:2], targets[:2]),
                                F.cross_entropy(logits[:2], torch.tensor([3, 0])))
-    masked = logits * (label >= 0)
+    from dassl.data.multitask import TaskLayout
+
+    masked = logits * TaskLayout(("a", "b"), (2, 3), ("accuracy",) * 2).own_task_mask(label)
     assert masked[0, 0] == 0 and masked[0, 3] == logits[0, 3]

@@ -36,6 +36,8 @@ from yacs.config import CfgNode as CN
 from clip.encode import encode_text
 from clip.model import CLIP, Transformer
 from clip.prompts import TextPrompt, VisionPrompt
+from dassl.data.datasets import DatasetBaseMT
+from dassl.data.multitask import TaskLayout, build_task_datasets, concat_task_datasets
 from dassl.engine import TRAINER_REGISTRY
 
 from .base import PromptCLIP, PromptTrainer
@@ -260,6 +262,12 @@ class MVLPTCLIP(PromptCLIP):
         return super().forward_features(image_features)
 
 
+def task_names(cfg: CfgNode) -> list[str]:
+    """DATASET.DATASET's comma-separated task names, or [DATASET.NAME]."""
+    names = [name.strip() for name in cfg.DATASET.DATASET.split(",") if name.strip()]
+    return names or [cfg.DATASET.NAME]
+
+
 def soft_targets(label: Tensor) -> Tensor:
     """A 0/1 (or -1 outside the task) label vector as a distribution over its positives."""
     positive = (label > 0).float()
@@ -301,6 +309,25 @@ class MVLPT(PromptTrainer):
             if key not in cfg.DATASET:
                 cfg.DATASET[key] = value
 
+    def build_dataset(self) -> Optional[DatasetBaseMT]:
+        """The union of DATASET.DATASET's tasks (multitask runs); None: DATASET.NAME alone.
+
+        Tasks are registered datasets; --dataset-coop keeps the given order, ELEVATER runs sort
+        the names (task ids and class offsets follow vision_datasets' alphabetical order).
+        """
+        names = task_names(self.cfg)
+        if not (self.cfg.DATASET.MULTITASK or len(names) > 1):
+            return None
+        if not self.cfg.DATASET.COOP:
+            names = sorted(names)
+        print(f"Multitask dataset: {len(names)} tasks ({', '.join(names)})")
+        return concat_task_datasets(build_task_datasets(self.cfg, names), names)
+
+    def build_model(self) -> None:
+        super().build_model()
+        dataset = self.dm.dataset
+        self.task_layout = TaskLayout.from_dataset(dataset) if isinstance(dataset, DatasetBaseMT) else None
+
     @classmethod
     def build_custom_clip(cls, cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> nn.Module:
         return MVLPTCLIP(clip_model, MultitaskVLPromptLearner(cfg, classnames, clip_model))
@@ -313,7 +340,8 @@ class MVLPT(PromptTrainer):
             target = label
         else:
             if self.cfg.DATASET.MULTITASK_LABEL_PERTASK:
-                logits = logits * (label >= 0)  # the reference's mask: x0, not -inf
+                # The reference's mask: other tasks' logits multiplied by 0 (not -inf).
+                logits = logits * self.task_layout.own_task_mask(label)
             loss = F.cross_entropy(logits, soft_targets(label))
             target = label.argmax(dim=-1)
         acc = (logits.argmax(dim=-1) == target).float().mean().item() * 100

@@ -314,7 +314,7 @@ class SimpleTrainer(TrainerBase):
         # Imported here so that importing the engine does not pull in torchvision and PIL.
         from dassl.data import DataManager
 
-        dm = DataManager(self.cfg)
+        dm = DataManager(self.cfg, dataset=self.build_dataset())
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = dm.train_loader_u
         self.val_loader = dm.val_loader
@@ -323,6 +323,11 @@ class SimpleTrainer(TrainerBase):
         self.num_source_domains = dm.num_source_domains
         self.lab2cname = dm.lab2cname
         self.dm = dm
+
+    def build_dataset(self) -> Any:
+        """Hook: a built dataset for the DataManager (e.g. a multi-task concatenation); None builds
+        DATASET.NAME."""
+        return None
 
     def build_model(self) -> None:
         """SimpleNet from MODEL.*, with its optimizer and scheduler, registered as "model"."""
