@@ -3,13 +3,13 @@
 Importing the package registers every dataset class in dassl's DATASET_REGISTRY under its class
 name (the DATASET.NAME of the configs). `extend_cfg(cfg)` adds the config keys of FolderDataset.
 """
-from . import (caltech101, dtd, eurosat, fgvc_aircraft, folder, food101, imagenet, imagenet_a,
+from . import (caltech101, dtd, elevater, eurosat, fgvc_aircraft, folder, food101, imagenet, imagenet_a,
                imagenet_r, imagenet_sketch, imagenetv2, oxford_flowers, oxford_pets, stanford_cars,
                sun397, ucf101)
 from .folder import extend_cfg
 
 __all__ = [
-    "caltech101", "dtd", "eurosat", "fgvc_aircraft", "folder", "food101", "imagenet", "imagenet_a",
+    "caltech101", "dtd", "elevater", "eurosat", "fgvc_aircraft", "folder", "food101", "imagenet", "imagenet_a",
     "imagenet_r", "imagenet_sketch", "imagenetv2", "oxford_flowers", "oxford_pets", "stanford_cars",
     "sun397", "ucf101", "extend_cfg",
 ]

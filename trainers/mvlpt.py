@@ -39,6 +39,7 @@ from clip.prompts import TextPrompt, VisionPrompt
 from dassl.data.datasets import DatasetBaseMT
 from dassl.data.multitask import TaskLayout, build_task_datasets, concat_task_datasets
 from dassl.engine import TRAINER_REGISTRY
+from datasets.elevater import ELEVATER_KEYS, elevater_transform, is_elevater
 
 from .base import PromptCLIP, PromptTrainer
 from .cocoop import build_meta_net, per_image_logits
@@ -49,13 +50,11 @@ from .prompting import ClassPrompts, ContextInit, coop_context, text_width
 HARD_PROMPT = "a photo of a"  # the text side when only visual prompts are learned
 # The reference's DATASET keys (train.py's flags --dataset, --shots, --multi-task, ... set them).
 DATASET_KEYS = {
+    **ELEVATER_KEYS,
     "DATASET": "",  # comma-separated task names
-    "NUM_SAMPLES_PER_CLASS": 20,  # ELEVATER shots (--shots sets it with NUM_SHOTS)
-    "RANDOM_SEED_SAMPLING": 1,  # ELEVATER few-shot seed (--seed sets it)
     "VAL_SET": "",
     "TRAIN_SET": "train",
     "TEST_SET": "val",
-    "CENTER_CROP": False,
     "COOP": False,  # tasks are registered Dassl datasets (CoOp's 11 ...), not ELEVATER tasks
     "MULTITASK": False,
     "MULTITASK_LABEL_PERTASK": False,  # multiply other tasks' logits by 0 in the training loss
@@ -322,6 +321,13 @@ class MVLPT(PromptTrainer):
             names = sorted(names)
         print(f"Multitask dataset: {len(names)} tasks ({', '.join(names)})")
         return concat_task_datasets(build_task_datasets(self.cfg, names), names)
+
+    def build_transforms(self) -> tuple[Any, Any]:
+        """ELEVATER tasks: the toolkit's resize-only transform for train and test."""
+        if all(is_elevater(name) for name in task_names(self.cfg)):
+            transform = elevater_transform(self.cfg)
+            return transform, transform
+        return None, None
 
     def build_model(self) -> None:
         super().build_model()

@@ -314,7 +314,9 @@ class SimpleTrainer(TrainerBase):
         # Imported here so that importing the engine does not pull in torchvision and PIL.
         from dassl.data import DataManager
 
-        dm = DataManager(self.cfg, dataset=self.build_dataset())
+        tfm_train, tfm_test = self.build_transforms()
+        dm = DataManager(self.cfg, custom_tfm_train=tfm_train, custom_tfm_test=tfm_test,
+                         dataset=self.build_dataset())
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = dm.train_loader_u
         self.val_loader = dm.val_loader
@@ -328,6 +330,10 @@ class SimpleTrainer(TrainerBase):
         """Hook: a built dataset for the DataManager (e.g. a multi-task concatenation); None builds
         DATASET.NAME."""
         return None
+
+    def build_transforms(self) -> tuple[Any, Any]:
+        """Hook: (train, test) transforms; None builds them from INPUT.*."""
+        return None, None
 
     def build_model(self) -> None:
         """SimpleNet from MODEL.*, with its optimizer and scheduler, registered as "model"."""
