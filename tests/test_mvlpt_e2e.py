@@ -125,3 +125,24 @@ def test_target_finetuning_from_averaged_prompt(sources, tmp_path, mvlpt_data, t
     if train:
         tasks = TASK_LINE.findall(log[log.rindex("Evaluate on the *test* set"):])
         assert [(t[1], t[2]) for t in tasks] == [(target, "6")]
+
+
+def test_read_record_csv(tmp_path):
+    """Per-task CSV of the target runs with the average over the targets."""
+    spec = importlib.util.spec_from_file_location("read_record", repo_path("scripts/mvlpt/read_record.py"))
+    read_record = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(read_record)
+    tasks = ["cifar-10", "mnist"]
+    results = {("cifar-10", 1): 50.0, ("mnist", 1): 70.0, ("cifar-10", 2): 60.0}
+    for (task, seed), value in results.items():
+        directory = read_record.run_dir(str(tmp_path), task, "UPT", "vit_b16", 5, 4, seed)
+        os.makedirs(directory)
+        with open(os.path.join(directory, "log.txt"), "w") as f:
+            f.write(f"Evaluate on the *val* set\n=> per-task result\n* task: 0 ({task})\ttotal: 3\tmetric: 1.00%\n"
+                    f"Evaluate on the *test* set\n=> result\n=> per-task result\n"
+                    f"* task: 0 ({task})\ttotal: 9\tmetric: {value:.2f}%\n* average: {value:.2f}%\n")
+    out = tmp_path / "r.csv"
+    assert read_record.main([str(tmp_path), "--trainer", "UPT", "--nctx", "4", "--seeds", "1", "2",
+                             "--tasks", *tasks, "--out", str(out)]) == 0
+    assert out.read_text().splitlines() == [
+        " ,cifar-10,mnist,average", "seed1,50.00,70.00,60.00", "seed2,60.00,,", "mean,55.00,70.00,60.00"]
