@@ -24,7 +24,11 @@ in the batch) does not fit in the available memory is skipped and said so rather
 machine's OOM killer.
 
     python bench/train_step.py [--quick] [--repeats 3] [--threads N] [--memory-all]
-                               [--cases coop-100,coop-397,maple-100,maple-100-b4,cocoop-100]
+                               [--cases coop-100,coop-397,maple-100,maple-100-b4,cocoop-100,mcoop-mt-300]
+
+mcoop-mt-300 (MVLPT's multitask MCoOp, not in the default run): 300 classes as 3 tasks of 100,
+label vectors over the union and soft-target CE; reference = MVLPT's default text path (77
+positions, every class re-encoded each step).
 """
 from __future__ import annotations
 
@@ -54,7 +58,8 @@ sys.path.insert(0, HERE)
 
 from clip.model import CLIP  # noqa: E402
 from text_encoder import CLASS_NAMES  # noqa: E402
-from trainers import cocoop, coop, maple  # noqa: E402
+from dassl.data.multitask import TaskLayout  # noqa: E402
+from trainers import cocoop, coop, maple, mvlpt  # noqa: E402
 from trainers.base import PromptCLIP  # noqa: E402
 from trainers.common import l2_normalize  # noqa: E402
 from trainers.deep_prompts import PromptedCLIP  # noqa: E402
@@ -75,9 +80,12 @@ CASES = {
     "maple-100": Case("maple", 100, 32, 1.5),
     "maple-100-b4": Case("maple", 100, 4, 1.5),  # batch of configs/trainers/MaPLe (extra row)
     "cocoop-100": Case("cocoop", 100, 4, 6.0, memory_target=4.0),
+    # MVLPT's multitask MCoOp: 3 tasks of 100 classes, soft-target CE over the union (extra row).
+    "mcoop-mt-300": Case("mvlpt", 300, 32, 3.0),
 }
 DEFAULT_CASES = "coop-100,coop-397,maple-100,maple-100-b4,cocoop-100"
-LR = {"coop": 0.002, "maple": 0.0035, "cocoop": 0.002}  # the shipped configs' SGD settings
+LR = {"coop": 0.002, "maple": 0.0035, "cocoop": 0.002, "mvlpt": 0.002}
+MT_TASKS = 3  # mvlpt: the classes split into this many tasks of equal size  # the shipped configs' SGD settings
 
 
 def class_names(n: int) -> List[str]:
@@ -100,6 +108,10 @@ def method_cfg(method: str, depth: int) -> CN:
     cfg.TRAINER = CN()
     if method == "coop":
         coop.CoOp.extend_cfg(cfg)  # N_CTX 16, random generic context, class token at the end
+    elif method == "mvlpt":
+        cfg.DATASET = CN()
+        mvlpt.MVLPT.extend_cfg(cfg)
+        cfg.TRAINER.MVLPT.COOP.N_CTX = 16  # MCoOp M=16, class token in the middle (the defaults)
     elif method == "maple":
         maple.MaPLe.extend_cfg(cfg)  # N_CTX 2 from "a photo of a", PROMPT_DEPTH 9
         cfg.TRAINER.MAPLE.PROMPT_DEPTH = min(9, depth)
@@ -185,6 +197,8 @@ def build_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
     with contextlib.redirect_stdout(io.StringIO()):  # the learners' init messages
         if case.method == "coop":
             model: nn.Module = PromptCLIP(clip_model, coop.PromptLearner(cfg, names, clip_model))
+        elif case.method == "mvlpt":
+            model = mvlpt.MVLPTCLIP(clip_model, mvlpt.MultitaskVLPromptLearner(cfg, names, clip_model))
         elif case.method == "maple":
             model = PromptedCLIP(clip_model, maple.MaPLePrompts(cfg, names, clip_model))
         else:
@@ -209,6 +223,22 @@ def build_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
                 text = l2_normalize(ref_text(clip_model, prompts, ref.eot))
                 logits.append(scale * feature @ text.t())
             return F.cross_entropy(torch.stack(logits), labels)
+    elif case.method == "mvlpt":
+        size = case.classes // MT_TASKS
+        layout = TaskLayout(tuple(f"task{t}" for t in range(MT_TASKS)), (size,) * MT_TASKS, ("accuracy",) * MT_TASKS)
+
+        def targets(labels: Tensor) -> Tensor:
+            """The soft targets of the items' label vectors over the union (one-hot here)."""
+            return mvlpt.soft_targets(layout.label_vectors(labels // size, labels % size))
+
+        def ours(images: Tensor, labels: Tensor) -> Tensor:
+            return F.cross_entropy(model(images), targets(labels))
+
+        def reference(images: Tensor, labels: Tensor) -> Tensor:
+            # MVLPT's default (CUT_CONTEXTLEN False): every class prompt over 77 positions, every step.
+            image = ref_image(clip_model, images)
+            text = ref_text(clip_model, ref.assemble(ref.ctx), ref.eot)
+            return F.cross_entropy(scale * l2_normalize(image) @ l2_normalize(text).t(), targets(labels))
     else:
         def ours(images: Tensor, labels: Tensor) -> Tensor:
             return F.cross_entropy(model(images), labels)
@@ -233,7 +263,8 @@ def build_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
 def inputs(case: Case) -> Tuple[Tensor, Tensor]:
     generator = torch.Generator().manual_seed(1)
     images = torch.randn(case.batch, 3, 224, 224, generator=generator)
-    labels = torch.randint(0, case.classes, (case.batch,), generator=generator)
+    classes = case.classes - case.classes % MT_TASKS if case.method == "mvlpt" else case.classes
+    labels = torch.randint(0, classes, (case.batch,), generator=generator)
     return images, labels
 
 
@@ -349,7 +380,7 @@ def run_case(name: str, case: Case, depth: int, repeats: int, memory: bool, thre
                 first[variant_name] = (loss, grads)
             else:
                 times[variant_name].append(seconds)
-        if r > 0 and case.method == "coop":
+        if r > 0 and case.method in ("coop", "mvlpt"):
             floors.append(image_floor(clip_model, images))
     (loss_ours, grads_ours), (loss_ref, grads_ref) = first["ours"], first["reference"]
     result = {
