@@ -308,6 +308,13 @@ class MVLPT(PromptTrainer):
             if key not in cfg.DATASET:
                 cfg.DATASET[key] = value
 
+    def check_cfg(self, cfg: CfgNode) -> None:
+        super().check_cfg(cfg)
+        check_families(cfg.TRAINER.MVLPT)
+        if cfg.TRAINER.ACT_CKPT > 1:
+            print(f"Note: TRAINER.ACT_CKPT {cfg.TRAINER.ACT_CKPT} is not applied (no activation checkpointing; "
+                  "the text path already encodes only up to the last EOT)")
+
     def build_dataset(self) -> Optional[DatasetBaseMT]:
         """The union of DATASET.DATASET's tasks (multitask runs); None: DATASET.NAME alone.
 
