@@ -91,3 +91,26 @@ def test_download_on_first_use_and_offline_error(tmp_path, monkeypatch, capsys):
     assert len(dataset.train_x) == 2 and len(dataset.val) == 2 and len(dataset.test) == 2
     assert dataset.taskid2cname == [TASKS["cifar-10"].classnames] and dataset.taskid2metric == ["accuracy"]
     assert "Downloading" in capsys.readouterr().out
+
+
+def test_elevater_tasks_concatenate_with_their_metrics_and_multilabel_vectors(tmp_path):
+    """One-task ELEVATER datasets (VOC multi-label) as tasks of a multitask union."""
+    import torch
+
+    from dassl.data import DataManager
+    from dassl.data.multitask import TaskLayout, build_task_datasets, concat_task_datasets
+
+    for name in ("voc-2007-classification", "cifar-10"):
+        make_elevater_miniature(name, str(tmp_path), n_classes=3, n_train=3, n_test=2)
+    cfg = make_cfg("cifar-10", str(tmp_path), "DATASET.NUM_SAMPLES_PER_CLASS", 2, "DATALOADER.TEST.BATCH_SIZE", 64,
+                   all_keys=True)
+    names = sorted(["voc-2007-classification", "cifar-10"])  # vision_datasets' task order
+    union = concat_task_datasets(build_task_datasets(cfg, names), names)
+    assert union.taskid2metric == ["accuracy", "11point_mAP"]
+    assert union.taskid2type == ["sl", "ml"]
+    layout = TaskLayout.from_dataset(union)
+    assert layout.sizes == (10, 20) and layout.offsets == (0, 10)
+    labels = torch.cat([batch["label"] for batch in DataManager(cfg, dataset=union).test_loader])
+    voc_rows = labels[layout.task_ids(labels) == 1]
+    assert (voc_rows[:, :10] == -1).all() and (voc_rows[:, 10:] >= 0).all()
+    assert (voc_rows[:, 10:].sum(dim=1) == 2).any()  # multi-hot rows survive the concatenation
