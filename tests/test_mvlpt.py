@@ -162,3 +162,72 @@ def test_soft_targets_and_pertask_mask():
 
     masked = logits * TaskLayout(("a", "b"), (2, 3), ("accuracy",) * 2).own_task_mask(label)
     assert masked[0, 0] == 0 and masked[0, 3] == logits[0, 3]
+
+
+def reference_block(block, x, mask=None):
+    """OpenAI's residual block on sequence-first x through nn.MultiheadAttention."""
+    h = block.ln_1(x)
+    x = x + block.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
+    return x + block.mlp(block.ln_2(x))
+
+
+def reference_logits(clip_model, learner, images):
+    """MVLPT's forward as the reference writes it: the image encoder re-run outside CLIP with the
+    prompts inserted after CLS (after ln_pre) and replaced before each block; all 77 text positions."""
+    ctx, visual = learner.prompts()
+    v = clip_model.visual
+    x = v.conv1(images).flatten(2).transpose(1, 2)
+    x = torch.cat([v.class_embedding.expand(x.shape[0], 1, -1), x], dim=1) + v.positional_embedding
+    x = v.ln_pre(x)
+    n = visual.shape[1]
+    x = torch.cat([x[:, :1], visual[0].expand(x.shape[0], -1, -1), x[:, 1:]], dim=1).permute(1, 0, 2)
+    for i, block in enumerate(v.transformer.resblocks):
+        if i > 0:
+            x = torch.cat([x[:1], visual[i].unsqueeze(1).expand(-1, x.shape[1], -1), x[1 + n:]])
+        x = reference_block(block, x)
+    image = v.ln_post(x[0]) @ v.proj
+    t = (learner.assemble(ctx) + clip_model.positional_embedding).permute(1, 0, 2)
+    mask = torch.full((77, 77), float("-inf")).triu_(1)
+    for block in clip_model.transformer.resblocks:
+        t = reference_block(block, t, mask)
+    t = clip_model.ln_final(t.permute(1, 0, 2))
+    text = t[torch.arange(t.shape[0]), learner.eot] @ clip_model.text_projection
+    image, text = image / image.norm(dim=-1, keepdim=True), text / text.norm(dim=-1, keepdim=True)
+    return clip_model.logit_scale.exp() * image @ text.t()
+
+
+def test_mupt_logits_and_gradients_match_the_reference_formula(tiny):
+    torch.manual_seed(0)
+    learner = MultitaskVLPromptLearner(mvlpt_cfg(4, 2), CLASSNAMES, tiny)
+    model = MVLPTCLIP(tiny, learner)
+    images = torch.randn(2, 3, 224, 224)
+    labels = torch.tensor([2, 0])
+    ours = model(images)
+    F.cross_entropy(ours, labels).backward()
+    grads = {k: p.grad.clone() for k, p in learner.named_parameters()}
+    learner.zero_grad()
+    reference = reference_logits(tiny, learner, images)
+    F.cross_entropy(reference, labels).backward()
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-4)
+    for name, param in learner.named_parameters():
+        torch.testing.assert_close(grads[name], param.grad, rtol=1e-3, atol=1e-5, msg=name)
+
+
+def test_train_py_aliases_of_mvlpt_flags():
+    import train
+
+    def cfg_of(*argv):
+        return train.setup_cfg(train.build_parser().parse_args(list(argv)))
+
+    cfg = cfg_of("--trainer", "MVLPT", "--dataset", "ImageNet,Caltech101", "--dataset-coop", "--multi-task",
+                 "--multi-task-label_pertask", "--multi-task-evalkey", "Caltech101", "--shots", "5", "--seed", "3",
+                 "--cut-contextlen", "--act-ckpt", "2", "TRAINER.MVLPT.COOP.N_CTX", "16")
+    assert (cfg.DATASET.DATASET, cfg.DATASET.NAME) == ("ImageNet,Caltech101", "")
+    assert cfg.DATASET.COOP and cfg.DATASET.MULTITASK and cfg.DATASET.MULTITASK_LABEL_PERTASK
+    assert cfg.DATASET.MULTITASK_EVALKEY == "Caltech101"
+    assert (cfg.DATASET.NUM_SHOTS, cfg.DATASET.NUM_SAMPLES_PER_CLASS) == (5, 5)
+    assert (cfg.SEED, cfg.DATASET.RANDOM_SEED_SAMPLING) == (3, 3)
+    assert cfg.TRAINER.CUT_CONTEXTLEN and cfg.TRAINER.ACT_CKPT == 2 and cfg.TRAINER.MVLPT.COOP.N_CTX == 16
+    single = cfg_of("--dataset", "cifar-10", "--multi-task-label-pertask")
+    assert single.DATASET.NAME == "cifar-10" and single.DATASET.MULTITASK_LABEL_PERTASK
+    assert not single.DATASET.MULTITASK and single.DATASET.MULTITASK_EVALKEY == "average"
