@@ -11,6 +11,9 @@ COCO JSON (images, annotations with category ids, categories). Zips are extracte
 them (`_extracted/<zip>/`). Downloads resume (HTTP Range) and show progress; offline, a missing
 file ends the run with one line naming it and where to put it.
 
+Multitask runs (`multitask_dataset`) merge the tasks' manifests in sorted name order and sample
+them jointly, as the toolkit's multitask manifest does.
+
 Sampling (the ELEVATER toolkit's, as MVLPT runs it): DATASET.NUM_SAMPLES_PER_CLASS = K shots from
 the official train split (shuffled with Random(DATASET.RANDOM_SEED_SAMPLING), images taken while a
 class of theirs has fewer than K), then a class-balanced 80/20 hold-out: per class the first
@@ -270,6 +273,40 @@ class ElevaterDataset(DatasetBaseMT):
             taskid2type=["ml" if task.multilabel else "sl"], taskid2metric=[task.metric],
             train_x=_datums(train), val=_datums(val), test=_datums(test_items),
         )
+
+
+def multitask_dataset(cfg, names: Sequence[str]) -> DatasetBaseMT:
+    """Several ELEVATER tasks as one multi-task dataset, as the toolkit's multitask manifest: tasks
+    in sorted name order, their train images merged (global class id = task offset + local id)
+    and sampled jointly (one few-shot draw and hold-out over the merged list); tests concatenated."""
+    tasks = [TASKS[name] for name in sorted(names)]
+    root = dataset_root(cfg)
+    offsets = [sum(len(t.classnames) for t in tasks[:i]) for i in range(len(tasks))]
+    task_of = {offset + c: (i, c) for i, (task, offset) in enumerate(zip(tasks, offsets))
+               for c in range(len(task.classnames))}
+
+    def merged(usage_of) -> list[Item]:
+        return [(path, [offsets[i] + label for label in labels])
+                for i, task in enumerate(tasks) for path, labels in read_usage(root, task, usage_of(task))]
+
+    def datums(items: Sequence[Item]) -> list[DatumMT]:
+        out = []
+        for path, labels in items:
+            pairs = [task_of[label] for label in labels]
+            out.append(DatumMT(impath=path, label=[c for _, c in pairs], domain=pairs[0][0],
+                               task=[t for t, _ in pairs]))
+        return out
+
+    shots, seed = cfg.DATASET.NUM_SAMPLES_PER_CLASS, cfg.DATASET.RANDOM_SEED_SAMPLING
+    train, val = few_shot_splits(merged(lambda t: t.train), shots, seed)
+    test = merged(lambda t: t.test)
+    print(f"ELEVATER multitask ({len(tasks)} tasks): {len(train)} train / {len(val)} val images "
+          f"({shots}-shot, sampling seed {seed}), {len(test)} test images")
+    return DatasetBaseMT(
+        taskid2tname=[t.name for t in tasks], taskid2cname=[t.classnames for t in tasks],
+        taskid2desc=[""] * len(tasks), taskid2type=["ml" if t.multilabel else "sl" for t in tasks],
+        taskid2metric=[t.metric for t in tasks], train_x=datums(train), val=datums(val), test=datums(test),
+    )
 
 
 for _task in TASKS.values():

@@ -114,3 +114,20 @@ def test_elevater_tasks_concatenate_with_their_metrics_and_multilabel_vectors(tm
     voc_rows = labels[layout.task_ids(labels) == 1]
     assert (voc_rows[:, :10] == -1).all() and (voc_rows[:, 10:] >= 0).all()
     assert (voc_rows[:, 10:].sum(dim=1) == 2).any()  # multi-hot rows survive the concatenation
+
+
+def test_elevater_multitask_dataset_sorted_and_jointly_sampled(tmp_path):
+    from datasets.elevater import multitask_dataset
+
+    for name in ("voc-2007-classification", "cifar-10"):
+        make_elevater_miniature(name, str(tmp_path), n_classes=3, n_train=6, n_test=2)
+    cfg = make_cfg("cifar-10", str(tmp_path), "DATASET.NUM_SAMPLES_PER_CLASS", 5, all_keys=True)
+    union = multitask_dataset(cfg, ["voc-2007-classification", "cifar-10"])
+    assert union.taskid2tname == ["cifar-10", "voc-2007-classification"]
+    assert union.taskid2metric == ["accuracy", "11point_mAP"]
+    cifar_train = [d for d in union.train_x if d.task == [0]]
+    assert sorted(d.label[0] for d in cifar_train) == [0] * 4 + [1] * 4 + [2] * 4  # 5-shot: 4 train, 1 val
+    assert sum(d.task == [0] for d in union.val) == 3
+    voc = [d for d in union.train_x + union.val if d.task[0] == 1]
+    assert any(len(d.label) == 2 and d.task == [1, 1] for d in voc)
+    assert len(union.test) == 2 * 3 * 2

@@ -40,6 +40,7 @@ from dassl.data.datasets import DatasetBaseMT
 from dassl.data.multitask import TaskLayout, build_task_datasets, concat_task_datasets
 from dassl.engine import TRAINER_REGISTRY
 from datasets.elevater import ELEVATER_KEYS, elevater_transform, is_elevater
+from datasets.elevater import multitask_dataset as elevater_multitask_dataset
 
 from .base import PromptCLIP, PromptTrainer
 from .cocoop import build_meta_net, per_image_logits
@@ -318,14 +319,15 @@ class MVLPT(PromptTrainer):
     def build_dataset(self) -> Optional[DatasetBaseMT]:
         """The union of DATASET.DATASET's tasks (multitask runs); None: DATASET.NAME alone.
 
-        Tasks are registered datasets; --dataset-coop keeps the given order, ELEVATER runs sort
-        the names (task ids and class offsets follow vision_datasets' alphabetical order).
+        Registered datasets concatenated in the given order (--dataset-coop); ELEVATER tasks merged
+        in sorted name order and sampled jointly (datasets.elevater.multitask_dataset).
         """
         names = task_names(self.cfg)
         if not (self.cfg.DATASET.MULTITASK or len(names) > 1):
             return None
-        if not self.cfg.DATASET.COOP:
-            names = sorted(names)
+        if all(is_elevater(name) for name in names):
+            print(f"Multitask dataset: {len(names)} ELEVATER tasks ({', '.join(sorted(names))})")
+            return elevater_multitask_dataset(self.cfg, names)
         print(f"Multitask dataset: {len(names)} tasks ({', '.join(names)})")
         return concat_task_datasets(build_task_datasets(self.cfg, names), names)
 
