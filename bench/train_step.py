@@ -406,7 +406,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--memory-all", action="store_true", help="peak memory for every case, not only CoCoOp")
     parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
-    parser.add_argument("--depth", type=int, default=12, help=argparse.SUPPRESS)
+    parser.add_argument("--depth", type=int, default=12, help="blocks per tower (12: ViT-B/16)")
     parser.add_argument("--batch", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--classes", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -416,7 +416,7 @@ def main() -> None:
         memory_child(*args.memory_child, args.depth, args.batch, args.classes)
         return
 
-    depth = 2 if args.quick else 12
+    depth = 2 if args.quick else args.depth
     repeats = 1 if args.quick else args.repeats
     print(f"Training step, random ViT-B/16-shaped CLIP ({depth} blocks per tower{' [--quick]' if args.quick else ''}), "
           f"fp32 CPU, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}, "
