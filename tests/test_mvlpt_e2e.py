@@ -146,3 +146,19 @@ def test_read_record_csv(tmp_path):
                              "--tasks", *tasks, "--out", str(out)]) == 0
     assert out.read_text().splitlines() == [
         " ,cifar-10,mnist,average", "seed1,50.00,70.00,60.00", "seed2,60.00,,", "mean,55.00,70.00,60.00"]
+
+
+def test_elevater_multitask_adaptation_selects_on_named_task(tmp_path, mvlpt_data, tiny_vit_path):
+    """--multi-task on ELEVATER tasks: sorted task order, per-task metrics (mAP for VOC), selection
+    on one task's val metric (--multi-task-evalkey)."""
+    log = run_train(str(tmp_path / "mt"), "--seed", "1", "--trainer", "MVLPT", "--config-file", CONFIG,
+                    "--dataset", "voc-2007-classification,cifar-10", "--multi-task", "--shots", "2",
+                    "--multi-task-evalkey", "voc-2007-classification", "--multi-task-label-pertask",
+                    opts=[*COMMON_OPTS, "TRAINER.MVLPT.COOP.N_CTX", "4"], root=mvlpt_data, backbone=tiny_vit_path)
+    assert "Multitask dataset: 2 ELEVATER tasks (cifar-10, voc-2007-classification)" in log
+    val_part = log[log.index("Evaluate on the *val* set"):log.index("Evaluate on the *test* set")]
+    voc_val = float(re.search(r"^\* task: 1 \(voc-2007-classification\)\t.*metric: ([\d.]+)%$", val_part, re.M).group(1))
+    state = torch.load(os.path.join(tmp_path, "mt", "prompt_learner", "model-best.pth.tar"), weights_only=True)
+    assert state["val_result"] == pytest.approx(voc_val, abs=0.01)  # selected on VOC's val mAP, not the mean
+    tasks = TASK_LINE.findall(log[log.rindex("Evaluate on the *test* set"):])
+    assert [(t[0], t[1], t[2]) for t in tasks] == [("0", "cifar-10", "6"), ("1", "voc-2007-classification", "6")]
