@@ -32,6 +32,8 @@ import sys
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from dassl.cli import UserError, debugging, report
+
 TRAIN_END_SIGNALS = ("Finish training", "Finished training")
 TEST_END_SIGNALS = ("=> result",)
 # Paper order of the 11 base-to-new datasets; other datasets follow alphabetically.
@@ -39,7 +41,7 @@ DATASET_ORDER = ("imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxfo
                  "food101", "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
 
 
-class ParseError(Exception):
+class ParseError(UserError):
     """A problem with the result folders, reported as one line."""
 
 
@@ -342,8 +344,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parse_directory(args.directory, keywords, end_signals, args.ci95)
         return 0
     except (ParseError, OSError) as err:
-        print(f"parse_test_res.py: error: {err}", file=sys.stderr)
-        return 1
+        if debugging():
+            raise
+        return report(err, prog="parse_test_res.py")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ set DASSL_DEBUG=1 to get the traceback instead.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from types import ModuleType
@@ -25,19 +24,16 @@ import torch
 import yaml
 from yacs.config import CfgNode
 
+from dassl.cli import DEBUG_ENV, UserError, import_project_module, one_line_errors  # noqa: F401
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.utils import (
     LegacyCheckpointError, UnavailableError, collect_env_info, set_random_seed, setup_logger,
 )
+from dassl.utils.distributed import init_distributed, is_main_process, shutdown_distributed
 
 PROJECT_PACKAGES = ("trainers", "datasets")
-DEBUG_ENV = "DASSL_DEBUG"
-
-
-class UserError(Exception):
-    """A mistake in the command line or its files, reported as one line."""
 
 
 def print_args(args: argparse.Namespace, cfg: CfgNode) -> None:
@@ -103,19 +99,9 @@ def reset_multitask_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
 
 
 def import_project_packages() -> list[ModuleType]:
-    """Import `trainers` and `datasets`; their import registers the trainer and dataset names."""
-    packages = []
-    for name in PROJECT_PACKAGES:
-        try:
-            packages.append(importlib.import_module(name))
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            raise UserError(
-                f"cannot import the project's `{name}` package: run train.py from the repository root "
-                "or install the project (pip install -e .)"
-            ) from None
-    return packages
+    """Import `trainers` and `datasets` (the project's, wherever train.py runs from); their import
+    registers the trainer and dataset names."""
+    return [import_project_module(name) for name in PROJECT_PACKAGES]
 
 
 def extend_cfg(cfg: CfgNode) -> None:
@@ -159,19 +145,30 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
     return cfg
 
 
+def quiet_secondary_process() -> None:
+    """Under torchrun, processes other than rank 0 print nothing (rank 0 writes log.txt)."""
+    sys.stdout = open(os.devnull, "w")
+    os.environ["TQDM_DISABLE"] = "1"
+
+
 def main(args: argparse.Namespace) -> None:
     cfg = setup_cfg(args)
+    init_distributed(cfg.USE_CUDA)  # torchrun's environment switches data parallelism on
+    if not is_main_process():
+        quiet_secondary_process()
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)
+    if is_main_process():
+        setup_logger(cfg.OUTPUT_DIR)
 
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
 
     print_args(args, cfg)
-    print("Collecting env info ...")
-    print(f"** System info **\n{collect_env_info()}\n")
+    if is_main_process():
+        print("Collecting env info ...")
+        print(f"** System info **\n{collect_env_info()}\n")
 
     trainer = build_trainer(cfg)
 
@@ -226,20 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# What a user can cause and fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (UserError, FileNotFoundError, UnavailableError, LegacyCheckpointError)
+# What a user can cause and fix (besides dassl.cli.USER_ERRORS); anything else is a bug and keeps
+# its traceback.
+USER_ERRORS = (UnavailableError, LegacyCheckpointError)
 
 
+@one_line_errors(extra=USER_ERRORS)
 def cli(argv: list[str] | None = None) -> int:
     """Parse argv, run main; report user errors as one line (exit code 2)."""
-    args = build_parser().parse_args(argv)
-    try:
-        main(args)
-    except USER_ERRORS as e:
-        if os.environ.get(DEBUG_ENV) == "1":
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    main(build_parser().parse_args(argv))
+    shutdown_distributed()
     return 0
 
 

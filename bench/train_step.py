@@ -56,7 +56,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from clip.model import CLIP  # noqa: E402
+from clip.model import CLIP, convert_weights  # noqa: E402
 from text_encoder import CLASS_NAMES  # noqa: E402
 from dassl.data.multitask import TaskLayout  # noqa: E402
 from trainers import cocoop, coop, maple, mvlpt  # noqa: E402
@@ -188,10 +188,17 @@ def sgd(params: List[nn.Parameter], method: str) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=LR[method], momentum=0.9, weight_decay=5e-4)
 
 
-def build_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
-    """(the frozen CLIP, {"ours": ..., "reference": ...}) from the same random draws."""
+def build_variants(case: Case, depth: int, fp16: bool = False,
+                   device: str = "cpu") -> Tuple[CLIP, Dict[str, Variant]]:
+    """(the frozen CLIP, {"ours": ..., "reference": ...}) from the same random draws.
+
+    fp16=True converts CLIP as the trainers do for PREC fp16 (bench/cuda_check.py runs "ours" so
+    on CUDA; the reference-style functions here are fp32 only)."""
     torch.manual_seed(0)
     clip_model = vit_b16(depth)
+    if fp16:
+        convert_weights(clip_model)
+    clip_model.to(device)
     cfg = method_cfg(case.method, depth)
     names = class_names(case.classes)
     with contextlib.redirect_stdout(io.StringIO()):  # the learners' init messages
@@ -203,6 +210,7 @@ def build_variants(case: Case, depth: int) -> Tuple[CLIP, Dict[str, Variant]]:
             model = PromptedCLIP(clip_model, maple.MaPLePrompts(cfg, names, clip_model))
         else:
             model = cocoop.CustomCLIP(clip_model, cocoop.PromptLearner(cfg, names, clip_model))
+    model.to(device)
     learner = model.prompts.prompt_learner if case.method == "maple" else model.prompt_learner
     ref = copy.deepcopy(learner)  # the same initial values, its own parameters
     ours_params = [p for p in learner.parameters() if p.requires_grad]

@@ -21,7 +21,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .model import CLIP, build_model
+from dassl.cli import UserError
+
+from .model import CLIP, build_model, convert_weights
 from .simple_tokenizer import SimpleTokenizer
 
 __all__ = ["available_models", "load", "tokenize", "ClipWeightsError"]
@@ -44,8 +46,8 @@ STD = (0.26862954, 0.26130258, 0.27577711)
 _CHUNK = 1 << 20
 
 
-class ClipWeightsError(RuntimeError):
-    """A weights file is missing (and cannot be downloaded) or does not match its checksum."""
+class ClipWeightsError(UserError, RuntimeError):
+    """A weights file is missing (and cannot be downloaded), unreadable, or not CLIP weights."""
 
 
 def available_models() -> List[str]:
@@ -149,17 +151,30 @@ def load_state_dict_file(path: str) -> Dict[str, Tensor]:
         try:
             state_dict = torch.load(f, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise RuntimeError(f"{path} is neither a TorchScript archive nor a state dict: {e}") from e
+            raise ClipWeightsError(
+                f"{path} is neither a TorchScript archive nor a state dict (truncated or another "
+                f"kind of file?): {' '.join(str(e).split())}") from e
     if not isinstance(state_dict, dict):
-        raise RuntimeError(f"{path} holds a {type(state_dict).__name__}, not a state dict")
+        raise ClipWeightsError(f"{path} holds a {type(state_dict).__name__}, not a state dict")
     return state_dict
+
+
+def build_model_from_file(path: str) -> CLIP:
+    """`build_model` on the weights in `path`; a file that is not CLIP weights is one clear error."""
+    state_dict = load_state_dict_file(path)
+    try:
+        return build_model(state_dict)
+    except (KeyError, RuntimeError, ValueError, IndexError) as e:  # missing keys, shape mismatches
+        raise ClipWeightsError(
+            f"{path} is not a CLIP checkpoint in OpenAI's format ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:300]})") from e
 
 
 def _convert_image_to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _transform(n_px: int) -> Callable:
+def _transform(n_px: int, mean: Tuple[float, ...] = MEAN, std: Tuple[float, ...] = STD) -> Callable:
     """PIL image -> normalised (3, n_px, n_px) tensor, as CLIP was trained."""
     # Imported here so that `import clip` stays light.
     from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Normalize, Resize, ToTensor
@@ -169,7 +184,7 @@ def _transform(n_px: int) -> Callable:
         CenterCrop(n_px),
         _convert_image_to_rgb,
         ToTensor(),
-        Normalize(MEAN, STD),
+        Normalize(mean, std),
     ])
 
 
@@ -186,17 +201,36 @@ def load(
     if jit:
         raise NotImplementedError(
             "jit=True is not supported: this CLIP is always rebuilt from the state dict")
+    if name_or_path.startswith("open_clip:"):
+        return _load_open_clip(name_or_path, device, download_root)
     if name_or_path in _MODELS:
         path = _download(_MODELS[name_or_path], weights_dir(download_root))
     elif os.path.isfile(os.path.expanduser(name_or_path)):
         path = os.path.expanduser(name_or_path)
     else:
-        raise RuntimeError(f"Model {name_or_path} not found; available models = {available_models()}")
+        raise ClipWeightsError(
+            f"Model {name_or_path} not found; available models = {available_models()}, a weights file, "
+            "or open_clip:ARCH/PRETRAINED")
 
-    model = build_model(load_state_dict_file(path)).to(device)
+    model = build_model_from_file(path).to(device)
     if torch.device(device).type == "cpu":
         model.float()  # fp16 matmuls on CPU are slow or unsupported
     return model, _transform(model.visual.input_resolution)
+
+
+def _load_open_clip(name: str, device: Union[str, torch.device], cache_dir: Union[str, None]
+                    ) -> Tuple[CLIP, Callable]:
+    """`load` for "open_clip:ARCH/PRETRAINED" (see clip/openclip_weights.py): fp32 on CPU, fp16 elsewhere."""
+    from .openclip_weights import build_open_clip_model
+
+    model, preprocess = build_open_clip_model(name, cache_dir)
+    if torch.device(device).type != "cpu":
+        convert_weights(model)  # as OpenAI's models are loaded
+    mean, std = tuple(preprocess.get("mean", MEAN)), tuple(preprocess.get("std", STD))
+    if (mean, std) != (MEAN, STD):
+        print(f"Note: {name} was trained with image mean {mean} and std {std}: set INPUT.PIXEL_MEAN "
+              f"{list(mean)} and INPUT.PIXEL_STD {list(std)}")
+    return model.to(device), _transform(model.visual.input_resolution, mean, std)
 
 
 @lru_cache()

@@ -466,10 +466,14 @@ def infer_config(state_dict: dict) -> dict:
     )
 
 
-def build_model(state_dict: dict) -> CLIP:
-    """OpenAI's CLIP from its state dict: fp16 weights (`convert_weights`), eval mode."""
+def build_model(state_dict: dict, fp16: bool = True) -> CLIP:
+    """OpenAI's CLIP from its state dict: fp16 weights (`convert_weights`), eval mode.
+
+    fp16=False keeps fp32 parameters (for fp32 weights such as open_clip's, which fp16 would round).
+    """
     state_dict = {k: v for k, v in state_dict.items() if k not in _NON_WEIGHT_KEYS}
     model = CLIP(**infer_config(state_dict))
-    convert_weights(model)
+    if fp16:
+        convert_weights(model)
     model.load_state_dict(state_dict)
     return model.eval()

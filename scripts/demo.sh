@@ -1,7 +1,9 @@
 #!/bin/bash
 # CPU demo, a few minutes on 2 cores: a tiny random CLIP and a generated miniature EuroSAT
 # (6 classes); CoOp trained on the 3 base classes (4 shots, 8 epochs) and evaluated on the 3 new
-# ones, for 2 seeds; then parse_test_res.py's base-to-new table.
+# ones, for 2 seeds, zero-shot CLIP evaluated on both; then parse_test_res.py's base-to-new table.
+# Then CoOp on all 6 classes with 1, 2 and 4 shots (2 seeds), and scripts/plot_results.py draws the
+# few-shot curve and the base/new/HM bars into <DEMO_DIR>/figures (PNG and PDF, tables beside).
 #   bash scripts/demo.sh            (DEMO_DIR=output/demo by default; PYTHON=python)
 # The tiny CLIP is random: CoOp learns the base classes (chance is 33%), while new-class
 # accuracy, which relies on what CLIP knows, stays near chance. Each run's full log is
@@ -51,5 +53,29 @@ do
         DATASET.NUM_SHOTS ${SHOTS} DATASET.SUBSAMPLE_CLASSES new
 done
 
+ZS=${DATASET}/shots_${SHOTS}/ZeroshotCLIP/${CFG}/seed1
+echo "Zero-shot CLIP: test on the base and on the new classes"
+for SUB in base new
+do
+    run zeroshot_${SUB} --seed 1 --trainer ZeroshotCLIP --output-dir ${OUT}/test_${SUB}/${ZS} --eval-only \
+        DATASET.NUM_SHOTS ${SHOTS} DATASET.SUBSAMPLE_CLASSES ${SUB}
+done
+
+FEWSHOT=${DEMO}/fewshot
+rm -rf "${FEWSHOT}"
+for K in 1 2 4
+do
+    for SEED in 1 2
+    do
+        echo "CoOp, ${K} shots, seed ${SEED}: train and test on all classes"
+        run coop_${K}shots_seed${SEED} --seed ${SEED} --trainer CoOp \
+            --output-dir ${FEWSHOT}/${DATASET}/CoOp/${CFG}_${K}shots/seed${SEED} DATASET.NUM_SHOTS ${K}
+    done
+done
+
 echo
 $PYTHON parse_test_res.py --base2new ${OUT}
+echo
+echo "Figures and tables:"
+$PYTHON scripts/plot_results.py base2new ${OUT} --out ${DEMO}/figures
+$PYTHON scripts/plot_results.py fewshot ${FEWSHOT} --out ${DEMO}/figures

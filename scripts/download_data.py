@@ -19,11 +19,14 @@ import csv
 import os
 import shutil
 import sys
+import tarfile
+import zipfile
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from dassl.cli import UserError, one_line_errors  # noqa: E402
 from datasets.download import extract, http_download, md5sum, verify_md5  # noqa: E402,F401
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
@@ -339,6 +342,9 @@ def install(recipe: Recipe, root: str, archives: str, offline: bool = False) -> 
             place(p, root, archives, stager)
         except FileNotFoundError as err:
             problems.append(f"arrange {p.dest}: {err}")
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError) as err:  # damaged archive
+            problems.append(f"arrange {p.dest}: cannot extract {p.resource} ({err}); delete "
+                            f"{os.path.join(archives, p.resource)} and run again")
     if recipe.needs_imagenet_classnames:
         try:
             copy_imagenet_classnames(root, recipe.folder, archives)
@@ -379,10 +385,11 @@ def select(names: Sequence[str]) -> list[Recipe]:
         index[recipe.folder.lower()] = recipe
     unknown = [n for n in names if n.lower() not in index]
     if unknown:
-        raise SystemExit(f"unknown dataset(s) {unknown}; choose from {sorted(RECIPES)}")
+        raise UserError(f"unknown dataset(s) {unknown}; choose from {sorted(RECIPES)}")
     return [index[n.lower()] for n in names]
 
 
+@one_line_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="*", help="registry or folder names (default: all)")

@@ -92,7 +92,7 @@ def test_test_log_mode(tmp_path, capsys):
     for seed, acc in zip((1, 2), (50.0, 60.0)):
         write(d / f"seed{seed}" / "log.txt", eval_log(acc))
     code, out, _ = run(capsys, d)  # no "Finish training" in eval-only logs
-    assert code == 1
+    assert code == 2
     code, out, _ = run(capsys, d, "--test-log")
     assert code == 0 and "* accuracy: 55.00% +- 5.00%" in out
 
@@ -111,12 +111,12 @@ def test_multi_exp(tmp_path, capsys):
 def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
     (tmp_path / "exp" / "seed1").mkdir(parents=True)
     code, out, err = run(capsys, tmp_path / "exp")
-    assert code == 1 and err.count("\n") == 1 and "no log.txt in" in err
+    assert code == 2 and err.count("\n") == 1 and "no log.txt in" in err
     code, _, err = run(capsys, tmp_path / "missing")
-    assert code == 1 and "not a directory" in err
+    assert code == 2 and "not a directory" in err
     write(tmp_path / "exp" / "seed1" / "log.txt", "nothing here\n")
     code, _, err = run(capsys, tmp_path / "exp")
-    assert code == 1 and "no '* accuracy: ...%' line" in err
+    assert code == 2 and "no '* accuracy: ...%' line" in err
 
 
 # ---------------------------------------------------------------- base-to-new
@@ -175,17 +175,17 @@ def test_base2new_csv_to_stdout_and_missing_new(b2n_root, capsys):
     assert len(list(csv.reader(io.StringIO(csv_text)))) == 5
     shutil.rmtree(b2n_root.joinpath("test_new", "eurosat"))
     code, _, err = run(capsys, "--base2new", b2n_root)
-    assert code == 1 and "no test_new results for eurosat" in err
+    assert code == 2 and "no test_new results for eurosat" in err
 
 
 def test_base2new_unfinished_seed_is_an_error(b2n_root, capsys):
     write(b2n_root.joinpath("train_base", "imagenet", *CFG, "seed4", "log.txt"), "epoch [1/10]\n")
     code, _, err = run(capsys, "--base2new", b2n_root)
-    assert code == 1 and "seed4/log.txt" in err and err.count("\n") == 1
+    assert code == 2 and "seed4/log.txt" in err and err.count("\n") == 1
 
 
 def test_script_entry_point(b2n_root):
     proc = subprocess.run([sys.executable, os.path.join(REPO, "parse_test_res.py"), "--base2new",
                            str(b2n_root / "nope")], capture_output=True, text=True)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stderr.startswith("parse_test_res.py: error: no train_base/")

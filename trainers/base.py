@@ -48,7 +48,7 @@ class TextFeatureCache:
             (id(t), t._version, t.device, t.dtype)
             for t in itertools.chain(learner.parameters(), learner.buffers())
         )
-        entry = self._entry  # one read: DataParallel replicas share this object
+        entry = self._entry
         if entry is not None and entry[0] == key:
             return entry[1]
         value = compute()
@@ -188,11 +188,6 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
         self.register_model(self.registered_name, module, self.optim, self.sched)
         self.scaler = self.precision.grad_scaler()
 
-        device_count = torch.cuda.device_count()
-        if self.device.type == "cuda" and device_count > 1:
-            print(f"Multiple GPUs detected (n_gpus={device_count}), use all of them!")
-            self.model = nn.DataParallel(self.model)
-
     def compute_loss(self, image: Tensor, label: Tensor) -> tuple[Tensor, dict[str, float]]:
         """Training loss and the values logged for it (default: CE on the logits, and accuracy)."""
         output = self.model(image)
@@ -214,6 +209,7 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
             return
         self.model_zero_grad()
         self.scaler.scale(loss).backward()
+        self.sync_gradients()  # under torchrun; before the scaler's inf check, so all processes agree
         for name in self.get_model_names():
             self.scaler.step(self._optims[name])
         self.scaler.update()

@@ -23,6 +23,7 @@ from yacs.config import CfgNode
 
 from clip import clip
 from clip.model import CLIP, convert_weights
+from dassl.cli import ConfigError
 
 PRECISIONS = ("fp16", "fp32", "amp", "bf16")
 
@@ -60,7 +61,7 @@ class Precision:
 def resolve_precision(requested: str, device: torch.device) -> Precision:
     """The precision that runs on `device`; fp16 without CUDA becomes fp32 (one warning line)."""
     if requested not in PRECISIONS:
-        raise ValueError(f"PREC must be one of {PRECISIONS}, got {requested!r}")
+        raise ConfigError(f"PREC must be one of {PRECISIONS}, got {requested!r}")
     name = requested
     if requested == "fp16" and device.type != "cuda":
         # Printed (not warnings.warn) so that the line lands in log.txt next to the results.
@@ -78,7 +79,7 @@ def load_clip_to_cpu(cfg: CfgNode) -> CLIP:
 def check_input_size(cfg: CfgNode, clip_model: CLIP) -> None:
     resolution = clip_model.visual.input_resolution
     if cfg.INPUT.SIZE[0] != resolution:
-        raise AssertionError(
+        raise ConfigError(
             f"cfg.INPUT.SIZE ({cfg.INPUT.SIZE[0]}) must equal the input resolution of "
             f"{cfg.MODEL.BACKBONE.NAME} ({resolution}); set INPUT.SIZE ({resolution}, {resolution})"
         )

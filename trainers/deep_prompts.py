@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from clip.model import CLIP, VisionTransformer
 from clip.prompts import TextPrompt, VisionPrompt
+from dassl.cli import ConfigError
 
 from .base import PromptCLIP, PromptTrainer
 from .prompting import ContextInit, random_context, text_width, word_context
@@ -29,7 +30,7 @@ MAX_WORD_INIT_TOKENS = 4  # MaPLe's guard: longer contexts never start from CTX_
 def vision_width(clip_model: CLIP, method: str) -> int:
     """Width of the ViT image tower; a ResNet tower has no place for prompt tokens."""
     if not isinstance(clip_model.visual, VisionTransformer):
-        raise ValueError(
+        raise ConfigError(
             f"{method} puts prompt tokens into the image transformer and needs a ViT backbone "
             "(e.g. MODEL.BACKBONE.NAME ViT-B/16); this CLIP has a ResNet image tower"
         )
@@ -39,7 +40,7 @@ def vision_width(clip_model: CLIP, method: str) -> int:
 def check_depth(depth: int, layers: int, key: str) -> None:
     """Deep prompts exist for blocks 1..depth-1 only: a depth beyond the tower would train unused tokens."""
     if depth > layers:
-        raise ValueError(f"{key} is {depth} but the transformer has {layers} blocks: use at most {layers}")
+        raise ConfigError(f"{key} is {depth} but the transformer has {layers} blocks: use at most {layers}")
 
 
 def maple_context(clip_model: CLIP, n_ctx: int, ctx_init: str) -> ContextInit:

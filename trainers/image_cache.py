@@ -34,6 +34,7 @@ from tqdm import tqdm
 from yacs.config import CfgNode
 
 from clip import clip
+from dassl.utils.distributed import all_ranks_true, gather_objects, interleave, is_main_process
 
 ENV_DIR = "PROMPTKIT_IMAGE_FEATURE_CACHE"
 DEFAULT_DIR = os.path.join("~", ".cache", "promptkit", "image_features")
@@ -179,13 +180,16 @@ class FrozenImageModel(Protocol):
 def feature_key(cfg: CfgNode, loader: Any, dtype: torch.dtype, device: torch.device) -> Optional[FeatureKey]:
     """The key of `loader`'s images, or None when its features cannot be cached.
 
-    Only Dassl's plain DatasetWrapper in sequential order qualifies: another wrapper may read or
-    label items differently, and another sampler gives another order.
+    Only Dassl's plain DatasetWrapper in sequential order (or a torchrun shard of it) qualifies:
+    another wrapper may read or label items differently, and another sampler gives another order.
+    The key is that of the whole split, on every process.
     """
     from dassl.data.data_manager import DatasetWrapper
+    from dassl.data.samplers import ShardSampler
 
     dataset = loader.dataset
-    if type(dataset) is not DatasetWrapper or not isinstance(loader.sampler, torch.utils.data.SequentialSampler):
+    sampler = loader.sampler.sampler if isinstance(loader.sampler, ShardSampler) else loader.sampler
+    if type(dataset) is not DatasetWrapper or not isinstance(sampler, torch.utils.data.SequentialSampler):
         return None
     transform = dataset.transform
     if isinstance(transform, (list, tuple)):
@@ -205,14 +209,13 @@ def feature_key(cfg: CfgNode, loader: Any, dtype: torch.dtype, device: torch.dev
 class ImageFeatureCacheMixin:
     """test() through the feature cache; put it before TrainerX in the bases of a trainer.
 
-    The cache is used when `frozen_image_model()` returns a model (default: `self.model`, unwrapped
-    from DataParallel, if it sets `frozen_image_encoder = True`) and TEST.IMAGE_FEATURE_CACHE is on;
-    otherwise test() is Dassl's.
+    The cache is used when `frozen_image_model()` returns a model (default: `self.model`, if it
+    sets `frozen_image_encoder = True`) and TEST.IMAGE_FEATURE_CACHE is on; otherwise test() is
+    Dassl's.
     """
 
     def frozen_image_model(self) -> Optional[FrozenImageModel]:
         model = getattr(self, "model", None)
-        model = getattr(model, "module", model)  # DataParallel: the cached path runs the wrapped model
         return model if getattr(model, "frozen_image_encoder", False) else None
 
     @torch.no_grad()
@@ -235,13 +238,16 @@ class ImageFeatureCacheMixin:
         print(f"Evaluate on the *{split}* set")
         store = FeatureStore(cache_dir(self.cfg))
         cached = store.load(key)
+        if not all_ranks_true(cached is not None):  # under torchrun all processes take the same path
+            cached = None
         encoded: list[tuple[Tensor, Tensor]] = []  # filled on a miss, then written
         if cached is not None:
             print(f"Image feature cache: using {store.path(key)} ({key.n_images:,} images; no image is read)")
-            batches = _batches(*cached, loader.batch_size, self.device)
+            mine = torch.as_tensor(list(loader.sampler), dtype=torch.long)  # a shard under torchrun
+            batches = _batches(cached[0][mine], cached[1][mine], loader.batch_size, self.device)
         else:
             batches = self._encoded_batches(model, loader, encoded)
-        for features, label in tqdm(batches, total=len(loader)):
+        for features, label in tqdm(batches, total=len(loader), disable=not is_main_process()):
             self.evaluator.process(model.forward_features(features), label)
         if cached is None:
             _write_cache(store, key, encoded)
@@ -262,7 +268,12 @@ class ImageFeatureCacheMixin:
 
 
 def _write_cache(store: FeatureStore, key: FeatureKey, encoded: list[tuple[Tensor, Tensor]]) -> None:
-    features, labels = (torch.cat(parts) for parts in zip(*encoded))
+    """Write the features of the split; under torchrun rank 0 gathers the shards and writes."""
+    local = tuple(torch.cat(parts) for parts in zip(*encoded)) if encoded else None
+    shards = [shard for shard in gather_objects(local) or [] if shard is not None]
+    if not is_main_process():
+        return
+    features, labels = interleave(shards) if len(shards) > 1 else shards[0]
     try:
         path = store.save(key, features, labels)
     except OSError as err:  # a read-only or full disk must not fail the evaluation

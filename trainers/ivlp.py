@@ -20,6 +20,7 @@ from yacs.config import CfgNode as CN
 
 from clip.model import CLIP
 from clip.prompts import TextPrompt, VisionPrompt
+from dassl.cli import ConfigError
 from dassl.engine import TRAINER_REGISTRY
 
 from .deep_prompts import (
@@ -96,9 +97,9 @@ class IVLP(DeepPromptTrainer):
     def check_cfg(self, cfg: CfgNode) -> None:
         super().check_cfg(cfg)
         if cfg.TRAINER.IVLP.PROMPT_DEPTH_TEXT < 1:
-            raise ValueError("TRAINER.IVLP.PROMPT_DEPTH_TEXT must be >= 1 (1 = the shallow text context only)")
+            raise ConfigError("TRAINER.IVLP.PROMPT_DEPTH_TEXT must be >= 1 (1 = the shallow text context only)")
         if cfg.TRAINER.IVLP.PROMPT_DEPTH_VISION < 0:
-            raise ValueError("TRAINER.IVLP.PROMPT_DEPTH_VISION must be >= 0 (0 = no vision prompts)")
+            raise ConfigError("TRAINER.IVLP.PROMPT_DEPTH_VISION must be >= 0 (0 = no vision prompts)")
 
     @classmethod
     def build_custom_clip(cls, cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> nn.Module:

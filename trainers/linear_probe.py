@@ -214,18 +214,24 @@ class LinearProbeCLIP(FrozenClipHeadMixin, TrainerX):
         from dassl.data.transforms import build_transform
 
         cfg = self.cfg
-        loader = build_data_loader(
-            cfg, sampler_type="SequentialSampler", data_source=self.dm.dataset.train_x,
-            batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, tfm=build_transform(cfg, is_train=False), is_train=False,
-        )
+
+        def whole_split(items: list):
+            # Built here rather than taken from the DataManager: under torchrun its loaders hold
+            # a share of the items, and every process fits on all of them.
+            return build_data_loader(
+                cfg, sampler_type="SequentialSampler", data_source=items,
+                batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, tfm=build_transform(cfg, is_train=False),
+                is_train=False,
+            )
+
         print("Extracting features of the training set (test transform)")
-        train = extract_features(self.clip_model, loader, self.device)
+        train = extract_features(self.clip_model, whole_split(self.dm.dataset.train_x), self.device)
         if self.val_loader is None:
             print("No val split: C = 1.0")
             classifier, c = fit(train, 1.0), 1.0
         else:
             print("Extracting features of the val set")
-            val = extract_features(self.clip_model, self.val_loader, self.device)
+            val = extract_features(self.clip_model, whole_split(self.dm.dataset.val), self.device)
             result = search_c(train, val, cfg.TRAINER.LINEAR_PROBE.NUM_STEP)
             classifier, c = result.classifier, result.c
             grid = ", ".join(f"{g:g}: {a:.1f}%" for g, a in zip(C_GRID, result.grid_val_acc))

@@ -27,6 +27,7 @@ from yacs.config import CfgNode as CN
 
 from clip.model import CLIP
 from clip.prompts import TextPrompt, VisionPrompt
+from dassl.cli import ConfigError
 from dassl.engine import TRAINER_REGISTRY
 
 from .deep_prompts import (
@@ -109,9 +110,9 @@ class MaPLe(DeepPromptTrainer):
     def check_cfg(self, cfg: CfgNode) -> None:
         super().check_cfg(cfg)
         if cfg.TRAINER.MAPLE.PROMPT_DEPTH < 1:
-            raise ValueError("TRAINER.MAPLE.PROMPT_DEPTH must be >= 1 (1 = shallow MaPLe)")
+            raise ConfigError("TRAINER.MAPLE.PROMPT_DEPTH must be >= 1 (1 = shallow MaPLe)")
         if cfg.TRAINER.MAPLE.N_CTX < 1:
-            raise ValueError("TRAINER.MAPLE.N_CTX must be >= 1")
+            raise ConfigError("TRAINER.MAPLE.N_CTX must be >= 1")
 
     @classmethod
     def build_custom_clip(cls, cfg: CfgNode, classnames: list[str], clip_model: CLIP) -> nn.Module:

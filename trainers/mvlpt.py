@@ -277,6 +277,8 @@ def soft_targets(label: Tensor) -> Tensor:
 @TRAINER_REGISTRY.register()
 class MVLPT(PromptTrainer):
     config_node = "MVLPT"
+    # bench/cuda_check.py: no family is on by default; check MUPT (text and visual prompts, coupled).
+    cuda_check = {"opts": ["TRAINER.MVLPT.COOP.N_CTX", "4", "TRAINER.MVLPT.VPT.N_CTX", "4"]}
 
     @staticmethod
     def extend_cfg(cfg: CfgNode) -> None:

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Callable, Iterator, Sequence
+import sys
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from PIL import Image
 from torch import Tensor
+
+from dassl.cli import UserError, import_project_module, one_line_errors
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 DEFAULT_TEMPLATE = "a photo of a {}."
@@ -50,11 +53,10 @@ def read_classnames(spec: str) -> list[str]:
 
 
 def setup_cfg(args: argparse.Namespace):
-    import train  # extend_cfg: every project config key
     from dassl.config import get_cfg_default
 
     cfg = get_cfg_default()
-    train.extend_cfg(cfg)
+    import_project_module("train").extend_cfg(cfg)  # every project config key
     for path in (args.dataset_config_file, args.config_file):
         if path:
             cfg.merge_from_file(path)
@@ -84,7 +86,7 @@ def build_predictor(cfg, trainer_name: str, classnames: list[str], model_dir: st
 
     trainer = TRAINER_REGISTRY.get(trainer_name)
     if not issubclass(trainer, PromptTrainer):
-        raise SystemExit(f"error: {trainer_name} is not a prompt-learning trainer (trainers.base.PromptTrainer)")
+        raise UserError(f"{trainer_name} is not a prompt-learning trainer (trainers.base.PromptTrainer)")
     clip_model, _ = build_clip(cfg, trainer.requested_precision(cfg), device)
     model = trainer.build_custom_clip(cfg, classnames, clip_model)
     module = trainer.registered_module(model)
@@ -97,10 +99,18 @@ def build_predictor(cfg, trainer_name: str, classnames: list[str], model_dir: st
     return model
 
 
+def open_image(path: str) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:  # not an image, truncated, ...
+        raise UserError(f'Cannot read image "{path}": {type(e).__name__}: {e}') from e
+
+
 def batches(paths: list[str], transform, size: int) -> Iterator[tuple[list[str], Tensor]]:
     for start in range(0, len(paths), size):
         chunk = paths[start:start + size]
-        yield chunk, torch.stack([transform(Image.open(p).convert("RGB")) for p in chunk])
+        yield chunk, torch.stack([transform(open_image(p)) for p in chunk])
 
 
 @torch.no_grad()
@@ -118,7 +128,7 @@ def main(args: argparse.Namespace) -> list[tuple[str, list[tuple[str, float]]]]:
 
         classnames = build_dataset(cfg).classnames
     else:
-        raise SystemExit("error: give --classnames, or --dataset-config-file and --root")
+        raise UserError("give --classnames, or --dataset-config-file and --root")
     template = args.template or (template_for(cfg) if cfg.DATASET.NAME else DEFAULT_TEMPLATE)
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu")
     predict = build_predictor(cfg, args.trainer, classnames, args.model_dir, args.load_epoch, device, template)
@@ -156,5 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors
+def cli(argv: Optional[Sequence[str]] = None) -> int:
+    main(build_parser().parse_args(argv))
+    return 0
+
+
 if __name__ == "__main__":
-    main(build_parser().parse_args())
+    sys.exit(cli())

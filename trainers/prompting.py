@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from clip import clip
 from clip.model import CLIP
 from clip.prompts import TextPrompt
+from dassl.cli import ConfigError
 
 POSITIONS = ("end", "middle", "front")
 DEFAULT_TEMPLATE = "{prefix} {name}."
@@ -96,7 +97,7 @@ class ClassPrompts(nn.Module):
                  position: str = "end", template: str = DEFAULT_TEMPLATE):
         super().__init__()
         if position not in POSITIONS:
-            raise ValueError(f"class token position must be one of {POSITIONS}, got {position!r}")
+            raise ConfigError(f"class token position must be one of {POSITIONS}, got {position!r}")
         self.classnames = [clean_classname(name) for name in classnames]
         self.n_cls = len(self.classnames)
         self.n_ctx = n_ctx

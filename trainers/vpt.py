@@ -20,6 +20,7 @@ from yacs.config import CfgNode as CN
 
 from clip.model import CLIP
 from clip.prompts import VisionPrompt
+from dassl.cli import ConfigError
 from dassl.engine import TRAINER_REGISTRY
 
 from .deep_prompts import DeepPromptTrainer, PromptedCLIP, PromptModule, TowerPrompts, check_depth, vision_width
@@ -78,9 +79,9 @@ class VPT(DeepPromptTrainer):
     def check_cfg(self, cfg: CfgNode) -> None:
         super().check_cfg(cfg)
         if cfg.TRAINER.VPT.PROMPT_DEPTH_VISION < 1:
-            raise ValueError("TRAINER.VPT.PROMPT_DEPTH_VISION must be >= 1 (1 = shallow VPT)")
+            raise ConfigError("TRAINER.VPT.PROMPT_DEPTH_VISION must be >= 1 (1 = shallow VPT)")
         if cfg.TRAINER.VPT.N_CTX_VISION < 1:
-            raise ValueError("TRAINER.VPT.N_CTX_VISION must be >= 1")
+            raise ConfigError("TRAINER.VPT.N_CTX_VISION must be >= 1")
 
     @classmethod
     def requested_precision(cls, cfg: CfgNode) -> str:

@@ -8,21 +8,29 @@ import torch
 import torchvision.transforms as T
 from torch.utils.data import Dataset as TorchDataset
 
+from dassl.cli import UserError
 from dassl.utils import read_image
 
 from .datasets import build_dataset
-from .samplers import build_sampler
+from dassl.utils.distributed import get_rank, get_world_size, is_distributed
+
+from .samplers import DistributedBatchSampler, ShardSampler, build_sampler
 from .transforms import INTERPOLATION_MODES, build_transform
 
 
-class ImageReadError(RuntimeError):
+class ImageReadError(UserError, RuntimeError):
     """An image of the dataset could not be read or decoded (missing, truncated, not an image)."""
 
 
 def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source: Optional[list] = None,
                       batch_size: int = 64, n_domain: int = 0, n_ins: int = 2, tfm=None,
-                      is_train: bool = True, dataset_wrapper=None, **wrapper_kwargs):
+                      is_train: bool = True, dataset_wrapper=None, distributed: bool = False, **wrapper_kwargs):
     """A torch DataLoader over data_source; extra keyword arguments go to the wrapper.
+
+    distributed=True (the DataManager's loaders) under torchrun: training loaders give this
+    process its share of every global batch of `batch_size` items (DistributedBatchSampler),
+    others a strided share of the items (ShardSampler). A loader built with False is the whole
+    data on every process (for a trainer's own passes over a split).
 
     No generator and no worker_init_fn: torch's global RNG drives RandomSampler and each
     iterator's base seed, as upstream.
@@ -30,15 +38,19 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source:
     sampler = build_sampler(sampler_type, cfg=cfg, data_source=data_source, batch_size=batch_size,
                             n_domain=n_domain, n_ins=n_ins)
     wrapper = dataset_wrapper or DatasetWrapper
-    loader = torch.utils.data.DataLoader(
-        wrapper(cfg, data_source, transform=tfm, is_train=is_train, **wrapper_kwargs),
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=cfg.DATALOADER.NUM_WORKERS,
-        # A few-shot set smaller than one batch must still give one (partial) batch.
-        drop_last=is_train and len(data_source) >= batch_size,
-        pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
-    )
+    dataset = wrapper(cfg, data_source, transform=tfm, is_train=is_train, **wrapper_kwargs)
+    # A few-shot set smaller than one batch must still give one (partial) batch.
+    drop_last = is_train and len(data_source) >= batch_size
+    common = dict(num_workers=cfg.DATALOADER.NUM_WORKERS, pin_memory=torch.cuda.is_available() and cfg.USE_CUDA)
+    if distributed and is_distributed() and len(data_source) > 0:
+        rank, world = get_rank(), get_world_size()
+        if is_train:
+            batch_sampler = DistributedBatchSampler(sampler, batch_size, drop_last, rank, world)
+            return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, **common)
+        shard = ShardSampler(sampler, rank, world, batch_size)
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=shard, **common)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                                         **common)
     if len(loader) == 0:
         raise ValueError(f"Empty data loader: {len(data_source)} items, batch size {batch_size} "
                          f"(dataset {cfg.DATASET.NAME})")
@@ -73,11 +85,14 @@ class DataManager:
                                   new_data_path=cfg.DATALOADER.get("NEW_DATA_PATH", ""))
 
         def loader(sampler_cfg, data_source, tfm, is_train):
+            batch_size = sampler_cfg.BATCH_SIZE
+            if is_train and cfg.DATALOADER.get("BATCH_PER_PROCESS", False):
+                batch_size *= get_world_size()
             return build_data_loader(
                 cfg, sampler_type=sampler_cfg.SAMPLER, data_source=data_source,
-                batch_size=sampler_cfg.BATCH_SIZE, n_domain=sampler_cfg.get("N_DOMAIN", 0),
+                batch_size=batch_size, n_domain=sampler_cfg.get("N_DOMAIN", 0),
                 n_ins=sampler_cfg.get("N_INS", 2), tfm=tfm, is_train=is_train,
-                dataset_wrapper=dataset_wrapper, **wrapper_kwargs)
+                dataset_wrapper=dataset_wrapper, distributed=True, **wrapper_kwargs)
 
         dl = cfg.DATALOADER
         train_loader_x = loader(dl.TRAIN_X, dataset.train_x, tfm_train, True)

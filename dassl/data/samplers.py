@@ -14,7 +14,7 @@ import numpy as np
 from torch.utils.data.sampler import RandomSampler, Sampler, SequentialSampler
 
 __all__ = ["RandomSampler", "SequentialSampler", "RandomDomainSampler", "SeqDomainSampler",
-           "RandomClassSampler", "build_sampler"]
+           "RandomClassSampler", "build_sampler", "DistributedBatchSampler", "ShardSampler"]
 
 
 def _indices_by(data_source: list, key: str) -> dict[int, list[int]]:
@@ -153,3 +153,80 @@ def build_sampler(sampler_type: str, cfg=None, data_source: Optional[list] = Non
     if sampler_type == "RandomClassSampler":
         return RandomClassSampler(data_source, batch_size, n_ins)
     raise ValueError(f"Unknown sampler type: {sampler_type}")
+
+
+class DistributedBatchSampler(Sampler):
+    """Each process's share of the global batches of `sampler` (under torchrun).
+
+    The global batches are those one process would form: `batch_size` consecutive indices of one
+    pass of `sampler` (the last, smaller one dropped with drop_last). Rank 0's pass is broadcast,
+    so all processes split the same batches whatever their own generators did. Rank r takes the
+    r-th of `world_size` contiguous, near-equal slices of every batch.
+    """
+
+    def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool, rank: int, world_size: int):
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
+        n = len(sampler)
+        last = n % batch_size
+        smallest = batch_size if drop_last or last == 0 else last
+        if smallest < world_size:
+            raise ValueError(f"A batch of {smallest} items cannot be split across {world_size} processes "
+                             f"({n} training items, batch size {batch_size})")
+
+    def _bounds(self, n_items: int) -> tuple[int, int]:
+        share, extra = divmod(n_items, self.world_size)
+        start = self.rank * share + min(self.rank, extra)
+        return start, start + share + (self.rank < extra)
+
+    def fraction(self, batch_idx: int) -> float:
+        """This process's share of global batch `batch_idx` (items / global batch size)."""
+        n_items = min(self.batch_size, len(self.sampler) - batch_idx * self.batch_size)
+        start, end = self._bounds(n_items)
+        return (end - start) / n_items
+
+    def __iter__(self) -> Iterator[list[int]]:
+        from dassl.utils.distributed import broadcast_object
+
+        indices = broadcast_object(list(self.sampler))
+        for start in range(0, len(indices), self.batch_size):
+            batch = indices[start:start + self.batch_size]
+            if len(batch) < self.batch_size and self.drop_last:
+                return
+            lo, hi = self._bounds(len(batch))
+            yield batch[lo:hi]
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+class ShardSampler(Sampler):
+    """Items rank, rank + W, rank + 2W, ... of one pass of `sampler` (evaluation under torchrun).
+
+    Every process sees each item at most once (no padding), so gathered results are exact; the
+    item order is restored with dassl.utils.distributed.interleave. Each pass is announced to
+    dassl.evaluation.distributed, which attributes the evaluator inputs of the pass to this shard.
+    """
+
+    def __init__(self, sampler: Sampler, rank: int, world_size: int, batch_size: int):
+        self.sampler = sampler
+        self.rank = rank
+        self.world_size = world_size
+        self.batch_size = batch_size  # the single-process batches the evaluator is replayed in
+
+    def __iter__(self) -> Iterator[int]:
+        from dassl.evaluation.distributed import announce_shard_pass
+        from dassl.utils.distributed import broadcast_object
+
+        announce_shard_pass(self)
+        indices = list(self.sampler)
+        if not isinstance(self.sampler, SequentialSampler):
+            indices = broadcast_object(indices)
+        return iter(indices[self.rank::self.world_size])
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.sampler), self.world_size))

@@ -26,6 +26,10 @@ from dassl.utils import (
     load_latest_checkpoint, load_pretrained_weights, mkdir_if_missing, restore_training_state,
     save_checkpoint, set_rng_states, tolist_if_not,
 )
+from dassl.utils.distributed import (
+    all_reduce_gradients, barrier, broadcast_modules, gather_objects, get_rank, get_world_size, init_distributed,
+    is_distributed, is_main_process, local_device, main_process_first, reduce_weighted, sync_rng_states,
+)
 from dassl.utils.torchtools import POINTER_FILE
 
 
@@ -77,6 +81,8 @@ class TrainerBase:
         self._optims: OrderedDict[str, Any] = OrderedDict()
         self._scheds: OrderedDict[str, Any] = OrderedDict()
         self._writer: Any = None
+        # This process's share of the current global batch (torchrun; see run_epoch).
+        self._batch_share = 1.0 / get_world_size()
 
     def register_model(self, name: str = "model", model: nn.Module | None = None, optim: Any = None,
                        sched: Any = None) -> None:
@@ -103,9 +109,19 @@ class TrainerBase:
 
     def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: float | None = None,
                    model_name: str = "") -> None:
-        """One checkpoint per registered name under directory/<name>/ (epoch stored 1-based)."""
+        """One checkpoint per registered name under directory/<name>/ (epoch stored 1-based).
+
+        Under torchrun every process calls it (their generator states are gathered); rank 0 writes.
+        """
         # Beyond Dassl's five keys: what an exact resume needs (consumers ignore extra keys).
         rng_states = get_rng_states()
+        per_rank_states = gather_objects(rng_states) if is_distributed() else None
+        if is_main_process():
+            self._write_checkpoints(epoch, directory, is_best, val_result, model_name, rng_states, per_rank_states)
+        barrier()  # the files exist for every process once it returns (best_val reloads them)
+
+    def _write_checkpoints(self, epoch: int, directory: str, is_best: bool, val_result: float | None,
+                           model_name: str, rng_states: dict, per_rank_states: list | None) -> None:
         # TrainerBase itself has no best_result; SimpleTrainer (and SoftCPT's trainers) set it.
         best_result = getattr(self, "best_result", None)
         for name in self.get_model_names():
@@ -119,6 +135,7 @@ class TrainerBase:
                     "val_result": None if val_result is None else float(val_result),
                     "rng_states": rng_states,
                     "best_result": None if best_result is None else float(best_result),
+                    **({"rng_states_per_rank": per_rank_states} if per_rank_states else {}),
                 },
                 osp.join(directory, name),
                 is_best=is_best,
@@ -139,7 +156,11 @@ class TrainerBase:
         for name in names:
             checkpoint = load_latest_checkpoint(osp.join(directory, name))
             restore_training_state(checkpoint, self._models[name], self._optims[name], self._scheds[name])
-        if checkpoint.get("rng_states") is not None:
+        per_rank_states = checkpoint.get("rng_states_per_rank")
+        if per_rank_states and len(per_rank_states) == get_world_size():
+            set_rng_states(per_rank_states[get_rank()])
+            print("Restored random number generator states")
+        elif checkpoint.get("rng_states") is not None:
             set_rng_states(checkpoint["rng_states"])
             print("Restored random number generator states")
         if checkpoint.get("best_result") is not None:
@@ -185,7 +206,7 @@ class TrainerBase:
             raise FloatingPointError("Loss is infinite or NaN!")
 
     def init_writer(self, log_dir: str) -> None:
-        if self.__dict__.get("_writer") is not None:
+        if self.__dict__.get("_writer") is not None or not is_main_process():
             return
         try:
             # Imported here: tensorboard is slow to import and optional.
@@ -256,9 +277,29 @@ class TrainerBase:
         loss.backward()
 
     def model_update(self, names: str | list[str] | None = None) -> None:
+        self.sync_gradients(names)
         for name in self.get_model_names(names):
             if self._optims[name] is not None:
                 self._optims[name].step()
+
+    def sync_gradients(self, names: str | list[str] | None = None) -> None:
+        """Under torchrun: make the gradients of the learnable parameters those of the global batch.
+
+        Learnable = what the names' optimizers update (the model's requires_grad parameters when
+        a name has none); each process's gradient is weighted by its share of the batch and
+        summed. Called before every optimizer step (model_update, or before a GradScaler step).
+        """
+        if not is_distributed():
+            return
+        params: dict[int, nn.Parameter] = {}
+        for name in self.get_model_names(names):
+            optim = self._optims[name]
+            if optim is not None:
+                candidates = [p for group in optim.param_groups for p in group["params"]]
+            else:
+                candidates = list(self._models[name].parameters())
+            params.update((id(p), p) for p in candidates if p.requires_grad)
+        all_reduce_gradients(list(params.values()), self._batch_share)
 
     def model_backward_and_update(self, loss: torch.Tensor, names: str | list[str] | None = None) -> None:
         self.model_zero_grad(names)
@@ -273,10 +314,9 @@ class SimpleTrainer(TrainerBase):
         super().__init__()
         self.check_cfg(cfg)
 
-        if torch.cuda.is_available() and cfg.USE_CUDA:
-            self.device = torch.device("cuda")
-        else:
-            self.device = torch.device("cpu")
+        init_distributed(cfg.USE_CUDA)  # under torchrun (no-op otherwise)
+        self.device = local_device(cfg.USE_CUDA)
+        self._batch_share = 1.0 / get_world_size()
 
         self.start_epoch = self.epoch = 0
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
@@ -284,9 +324,16 @@ class SimpleTrainer(TrainerBase):
 
         self.cfg = cfg
         # Nothing may draw random numbers between set_random_seed and these two calls: few-shot
-        # sampling and parameter initialisation must see the seeded generators.
-        self.build_data_loader()
-        self.build_model()
+        # sampling and parameter initialisation must see the seeded generators. Under torchrun,
+        # rank 0 builds first (it writes the shared files: few-shot splits, downloads) and its
+        # generator states and registered models are given to the others.
+        sync_rng_states()
+        with main_process_first():
+            self.build_data_loader()
+        sync_rng_states()
+        with main_process_first():
+            self.build_model()
+        broadcast_modules([self._models[name] for name in self.get_model_names()])
         self.evaluator = self.build_evaluator()
         self.best_result = float("-inf")
 
@@ -348,11 +395,6 @@ class SimpleTrainer(TrainerBase):
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self.register_model("model", self.model, self.optim, self.sched)
 
-        device_count = torch.cuda.device_count()
-        if self.device.type == "cuda" and device_count > 1:
-            print(f"Detected {device_count} GPUs (use nn.DataParallel)")
-            self.model = nn.DataParallel(self.model)
-
     def train(self) -> None:  # type: ignore[override]
         super().train(self.start_epoch, self.max_epoch)
 
@@ -360,9 +402,10 @@ class SimpleTrainer(TrainerBase):
         directory = self.cfg.RESUME or self.cfg.OUTPUT_DIR
         self.start_epoch = self.resume_model_if_exist(directory)
 
-        writer_dir = osp.join(self.output_dir, "tensorboard")
-        mkdir_if_missing(writer_dir)
-        self.init_writer(writer_dir)
+        if is_main_process():
+            writer_dir = osp.join(self.output_dir, "tensorboard")
+            mkdir_if_missing(writer_dir)
+            self.init_writer(writer_dir)
 
         self.time_start = time.time()
 
@@ -410,7 +453,7 @@ class SimpleTrainer(TrainerBase):
             data_loader = self.test_loader
 
         print(f"Evaluate on the *{split}* set")
-        for batch in tqdm(data_loader):
+        for batch in tqdm(data_loader, disable=not is_main_process()):
             input, label = self.parse_batch_test(batch)
             output = self.model_inference(input)
             self.evaluator.process(output, label)
@@ -430,6 +473,17 @@ class SimpleTrainer(TrainerBase):
         """lr of the first param group of the first (given) name's optimizer."""
         name = self.get_model_names(names)[0]
         return self._optims[name].param_groups[0]["lr"]
+
+    def _set_batch_share(self, loader: Any) -> None:
+        """This process's share of global batch self.batch_idx of `loader` (weights gradients and logs)."""
+        fraction = getattr(getattr(loader, "batch_sampler", None), "fraction", None)
+        self._batch_share = fraction(self.batch_idx) if callable(fraction) else 1.0 / get_world_size()
+
+    def _reduce_summary(self, loss_summary: Any) -> Any:
+        """The logged values of the global batch: the processes' values weighted by their shares."""
+        if not is_distributed() or not isinstance(loss_summary, dict):
+            return loss_summary
+        return reduce_weighted(loss_summary, self._batch_share)
 
     def _log_iteration(self, losses: MetricMeter, batch_time: AverageMeter, data_time: AverageMeter) -> None:
         """Dassl's training log line (every PRINT_FREQ batches) and per-iteration scalars."""
@@ -469,7 +523,8 @@ class TrainerX(SimpleTrainer):
         # Batches go to forward_backward untouched (some consumers' loaders yield tuples).
         for self.batch_idx, batch in enumerate(self.train_loader_x):
             data_time.update(time.time() - end)
-            loss_summary = self.forward_backward(batch)
+            self._set_batch_share(self.train_loader_x)
+            loss_summary = self._reduce_summary(self.forward_backward(batch))
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
             self._log_iteration(losses, batch_time, data_time)
@@ -516,7 +571,8 @@ class TrainerXU(SimpleTrainer):
                 batch_u = next(iter_u)
 
             data_time.update(time.time() - end)
-            loss_summary = self.forward_backward(batch_x, batch_u)
+            self._set_batch_share(self.train_loader_x)
+            loss_summary = self._reduce_summary(self.forward_backward(batch_x, batch_u))
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
             self._log_iteration(losses, batch_time, data_time)

@@ -13,6 +13,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from dassl.cli import UserError
+
 __all__ = [
     "mkdir_if_missing", "check_isfile", "read_json", "write_json", "read_image", "listdir_nohidden",
     "download_url", "get_most_similar_str_to_a_from_b", "check_availability", "tolist_if_not",
@@ -20,7 +22,7 @@ __all__ = [
 ]
 
 
-class UnavailableError(ValueError):
+class UnavailableError(UserError, ValueError):
     """A requested name (trainer, dataset, evaluator, ...) is not registered."""
 
 

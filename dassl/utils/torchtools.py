@@ -17,13 +17,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from dassl.cli import UserError
+
 from .tools import mkdir_if_missing, tolist_if_not
 
 __all__ = [
     "save_checkpoint", "load_checkpoint", "resume_from_checkpoint", "load_latest_checkpoint",
     "restore_training_state", "load_pretrained_weights", "count_num_param", "open_all_layers",
     "open_specified_layers", "init_network_weights", "get_rng_states", "set_rng_states",
-    "LegacyCheckpointError", "TRUST_LEGACY_ENV",
+    "LegacyCheckpointError", "DamagedCheckpointError", "TRUST_LEGACY_ENV",
 ]
 
 # Opt-in for trusted checkpoints written by upstream Dassl (they pickle Python objects).
@@ -31,8 +33,12 @@ TRUST_LEGACY_ENV = "DASSL_TRUST_LEGACY_CHECKPOINTS"
 POINTER_FILE = "checkpoint"
 
 
-class LegacyCheckpointError(RuntimeError):
+class LegacyCheckpointError(UserError, RuntimeError):
     """A checkpoint that torch.load(weights_only=True) refuses (pickled Python objects)."""
+
+
+class DamagedCheckpointError(UserError, RuntimeError):
+    """A checkpoint file that is not a readable torch file (truncated, overwritten, another format)."""
 
 
 def _atomic_write(fpath: str, write: Callable[[IO[bytes]], None]) -> None:
@@ -145,8 +151,7 @@ def load_checkpoint(fpath: str) -> dict:
     except pickle.UnpicklingError as e:
         unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if unsupported is None:  # not a pickled object: a damaged file
-            print(f'Unable to load checkpoint from "{fpath}"')
-            raise
+            raise DamagedCheckpointError(f'Unable to load checkpoint from "{fpath}": {e}') from e
         if os.environ.get(TRUST_LEGACY_ENV) == "1":
             return _load_trusted_legacy(fpath, map_location)
         raise LegacyCheckpointError(
@@ -155,9 +160,8 @@ def load_checkpoint(fpath: str) -> dict:
             "Dassl do (its warmup scheduler pickles the successor scheduler). If you trust the file, "
             f"set {TRUST_LEGACY_ENV}=1 to load it."
         ) from e
-    except Exception:
-        print(f'Unable to load checkpoint from "{fpath}"')
-        raise
+    except (RuntimeError, EOFError, OSError) as e:  # torch's reader: truncated or not a torch file
+        raise DamagedCheckpointError(f'Unable to load checkpoint from "{fpath}": {e}') from e
 
 
 def load_latest_checkpoint(fdir: str) -> dict:
@@ -208,8 +212,15 @@ def get_rng_states() -> dict:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+        # Under torchrun a process owns one GPU: touching the others would create contexts there.
+        states["cuda"] = [torch.cuda.get_rng_state()] if _one_gpu_per_process() else torch.cuda.get_rng_state_all()
     return states
+
+
+def _one_gpu_per_process() -> bool:
+    from .distributed import is_distributed
+
+    return is_distributed()
 
 
 def set_rng_states(states: dict) -> None:
@@ -220,8 +231,11 @@ def set_rng_states(states: dict) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(states["torch"].cpu())
     cuda = states.get("cuda")
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    if cuda and torch.cuda.is_available():
+        if _one_gpu_per_process() and len(cuda) == 1:
+            torch.cuda.set_rng_state(cuda[0].cpu())
+        elif len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
 
 
 def load_pretrained_weights(model: nn.Module, weight_path: str) -> None:

@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import train  # noqa: E402  (extend_cfg: every project config key)
+from dassl.cli import one_line_errors  # noqa: E402
 from dassl.config import get_cfg_default  # noqa: E402
 from dassl.data.data_manager import build_data_loader  # noqa: E402
 from dassl.data.datasets import build_dataset  # noqa: E402
@@ -97,4 +98,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main(build_parser().parse_args())
+    sys.exit(one_line_errors(main)(build_parser().parse_args()))

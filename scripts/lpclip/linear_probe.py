@@ -20,6 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from dassl.cli import one_line_errors  # noqa: E402
 from trainers.linear_probe import SHOTS, run_protocol  # noqa: E402
 
 
@@ -37,5 +38,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     args = build_parser().parse_args()
-    run_protocol(args.dataset, args.feature_dir, args.num_step, args.num_run, args.report_dir, args.log_dir,
-                 args.shots)
+    sys.exit(one_line_errors(run_protocol)(args.dataset, args.feature_dir, args.num_step, args.num_run,
+                                           args.report_dir, args.log_dir, args.shots))
