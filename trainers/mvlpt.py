@@ -36,6 +36,7 @@ from yacs.config import CfgNode as CN
 from clip.encode import encode_text
 from clip.model import CLIP, Transformer
 from clip.prompts import TextPrompt, VisionPrompt
+from dassl.cli import ConfigError
 from dassl.data.datasets import DatasetBaseMT
 from dassl.data.multitask import TaskLayout, build_task_datasets, concat_task_datasets
 from dassl.engine import TRAINER_REGISTRY
@@ -82,21 +83,22 @@ def linear_or_identity(d_in: int, d_out: int, dtype: torch.dtype) -> nn.Module:
 
 
 def check_families(opts: CfgNode) -> None:
+    """One-line config errors (checked when the learner is built, after CLIP is loaded)."""
     counts = (opts.COOP.N_CTX, opts.VPT.N_CTX, opts.COCOOP.N_CTX)
     if not any(counts):
-        raise ValueError("MVLPT needs prompts: set TRAINER.MVLPT.COOP.N_CTX, VPT.N_CTX or COCOOP.N_CTX above 0")
+        raise ConfigError("MVLPT needs prompts: set TRAINER.MVLPT.COOP.N_CTX, VPT.N_CTX or COCOOP.N_CTX above 0")
     if opts.COOP.N_CTX and opts.COCOOP.N_CTX:
-        raise ValueError("TRAINER.MVLPT.COOP.N_CTX and COCOOP.N_CTX are exclusive (CoOp or CoCoOp text context)")
+        raise ConfigError("TRAINER.MVLPT.COOP.N_CTX and COCOOP.N_CTX are exclusive (CoOp or CoCoOp text context)")
     if opts.PROJECT_METHOD not in PROJECT_METHODS:
-        raise ValueError(f"TRAINER.MVLPT.PROJECT_METHOD must be one of {PROJECT_METHODS}, got {opts.PROJECT_METHOD!r}")
+        raise ConfigError(f"TRAINER.MVLPT.PROJECT_METHOD must be one of {PROJECT_METHODS}, got {opts.PROJECT_METHOD!r}")
     if opts.VPT.CTX_INIT:
-        raise ValueError("TRAINER.MVLPT.VPT.CTX_INIT is not supported: visual prompts start random")
+        raise ConfigError("TRAINER.MVLPT.VPT.CTX_INIT is not supported: visual prompts start random")
     if opts.COOP.N_CTX and opts.VPT.N_CTX and opts.PROJECT_METHOD != "identity":
         if opts.PROJECT_METHOD == "mlp":
-            raise ValueError("TRAINER.MVLPT.PROJECT_METHOD 'mlp' is not implemented (it crashes in the "
+            raise ConfigError("TRAINER.MVLPT.PROJECT_METHOD 'mlp' is not implemented (it crashes in the "
                              "reference); use 'transformer' or 'identity'")
         if opts.VPT.PROJECT > -1:
-            raise ValueError("UPT couples the raw visual prompts: TRAINER.MVLPT.VPT.PROJECT must be -1 "
+            raise ConfigError("UPT couples the raw visual prompts: TRAINER.MVLPT.VPT.PROJECT must be -1 "
                              "with PROJECT_METHOD 'transformer'")
 
 
@@ -313,7 +315,6 @@ class MVLPT(PromptTrainer):
 
     def check_cfg(self, cfg: CfgNode) -> None:
         super().check_cfg(cfg)
-        check_families(cfg.TRAINER.MVLPT)
         if cfg.TRAINER.ACT_CKPT > 1:
             print(f"Note: TRAINER.ACT_CKPT {cfg.TRAINER.ACT_CKPT} is not applied (no activation checkpointing; "
                   "the text path already encodes only up to the last EOT)")
