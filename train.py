@@ -74,6 +74,7 @@ def reset_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
         cfg.DATALOADER.OLD_DATA_PATH = args.old_data_path
     if getattr(args, "new_data_path", ""):
         cfg.DATALOADER.NEW_DATA_PATH = args.new_data_path
+    reset_multitask_cfg(cfg, args)
 
 
 def reset_lamm_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
@@ -87,6 +88,31 @@ def reset_lamm_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
         raise UserError(f"--triplet-loss, --origin-clip and --random-init (LAMM) work with --trainer CoOp or "
                         f"MaPLe, not {cfg.TRAINER.NAME}")
     cli_flags_to_cfg(cfg, *flags, getattr(args, "shots", None))
+
+
+def reset_multitask_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
+    """MVLPT's flags (the reference's spellings) as aliases of their config keys."""
+    if args.seed:
+        cfg.DATASET.RANDOM_SEED_SAMPLING = args.seed
+    if args.dataset:
+        cfg.DATASET.DATASET = args.dataset
+        if "," not in args.dataset and not args.multi_task:
+            cfg.DATASET.NAME = args.dataset
+    if args.shots:
+        cfg.DATASET.NUM_SHOTS = args.shots
+        cfg.DATASET.NUM_SAMPLES_PER_CLASS = args.shots
+    if args.dataset_coop:
+        cfg.DATASET.COOP = True
+    if args.multi_task:
+        cfg.DATASET.MULTITASK = True
+    if args.multi_task_label_pertask:
+        cfg.DATASET.MULTITASK_LABEL_PERTASK = True
+    if args.multi_task_evalkey:
+        cfg.DATASET.MULTITASK_EVALKEY = args.multi_task_evalkey
+    if args.cut_contextlen:
+        cfg.TRAINER.CUT_CONTEXTLEN = True
+    if args.act_ckpt:
+        cfg.TRAINER.ACT_CKPT = args.act_ckpt
 
 
 def import_project_packages() -> list[ModuleType]:
@@ -169,6 +195,9 @@ def main(args: argparse.Namespace) -> None:
         trainer.test()
         return
 
+    if args.model_dir:  # MVLPT: a source prompt initialises the target run
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+
     if not args.no_train:
         trainer.train()
 
@@ -192,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
     parser.add_argument("--head", type=str, default="", help="name of head")
     parser.add_argument("--eval-only", action="store_true", help="evaluation only")
-    parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
+    parser.add_argument("--model-dir", type=str, default="", help="load model from this directory (eval-only, or before training)")
     parser.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
     parser.add_argument("--old-data-path", type=str, default="",
@@ -205,7 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--random-init", action="store_true",
                         help="LAMM: random label embeddings (TRAINER.LAMM.ENABLED/RANDOM_INIT)")
     parser.add_argument("--shots", type=int, default=None,
-                        help="LAMM: parameter-space weight 1/SHOTS (TRAINER.LAMM.SHOTS, default 1)")
+                        help="LAMM: parameter-space weight 1/SHOTS (TRAINER.LAMM.SHOTS, default 1); MVLPT: shots "
+                             "per class (DATASET.NUM_SHOTS and NUM_SAMPLES_PER_CLASS)")
+    # MVLPT (multitask): aliases of DATASET.* / TRAINER.* keys, spelled as the reference.
+    parser.add_argument("--dataset", type=str, default="", help="task name(s), comma-separated (DATASET.DATASET)")
+    parser.add_argument("--dataset-coop", action="store_true", help="tasks are registered Dassl datasets (DATASET.COOP)")
+    parser.add_argument("--multi-task", action="store_true", help="train on the union of the tasks (DATASET.MULTITASK)")
+    parser.add_argument("--multi-task-label-pertask", "--multi-task-label_pertask", dest="multi_task_label_pertask",
+                        action="store_true", help="zero other tasks' logits in the loss (DATASET.MULTITASK_LABEL_PERTASK)")
+    parser.add_argument("--multi-task-evalkey", type=str, default="",
+                        help="model selection on 'average' or one task (DATASET.MULTITASK_EVALKEY)")
+    parser.add_argument("--cut-contextlen", action="store_true", help="TRAINER.CUT_CONTEXTLEN")
+    parser.add_argument("--act-ckpt", type=int, default=0, help="TRAINER.ACT_CKPT")
     parser.add_argument(
         "opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line"
     )

@@ -35,7 +35,11 @@ fit in the available memory.
 
     python bench/train_step.py [--quick] [--repeats 3] [--threads N] [--memory-all]
                                [--cases coop-100,coop-397,maple-100,maple-100-b4,cocoop-100,sap-40,sap-100,
-                                        softcpt-nata-g10]
+                                        softcpt-nata-g10,mcoop-mt-300]
+
+mcoop-mt-300 (MVLPT's multitask MCoOp, not in the default run): 300 classes as 3 tasks of 100,
+label vectors over the union and soft-target CE; reference = MVLPT's default text path (77
+positions, every class re-encoded each step).
 """
 from __future__ import annotations
 
@@ -67,7 +71,7 @@ from clip.model import CLIP, convert_weights  # noqa: E402
 from dassl.data import TaskLayout  # noqa: E402
 from text_encoder import CLASS_NAMES  # noqa: E402
 from descriptions import ClassDescriptions  # noqa: E402
-from trainers import cocoop, coop, label_alignment, maple, mtcoop, sap  # noqa: E402
+from trainers import cocoop, coop, label_alignment, maple, mtcoop, mvlpt, sap  # noqa: E402
 from trainers.base import PromptCLIP  # noqa: E402
 from trainers.common import l2_normalize  # noqa: E402
 from trainers.deep_prompts import PromptedCLIP  # noqa: E402
@@ -98,12 +102,15 @@ CASES = {
     "sap-100": Case("sap", 100, 4, 3.0, run_reference=False),  # ~850 descriptions: does it fit in 24 GB?
     # SoftCPT NATA on a General-10-shaped suite (10 tasks, 1191 classes), main_mtcoop.sh's batch
     "softcpt-nata-g10": Case("softcpt", 1191, 32, 3.0),
+    # MVLPT's multitask MCoOp: 3 tasks of 100 classes, soft-target CE over the union (extra row).
+    "mcoop-mt-300": Case("mvlpt", 300, 32, 3.0),
 }
 GENERAL10_SIZES = (100, 47, 10, 100, 101, 102, 37, 196, 397, 101)
 LAMM_METHODS = ("coop-lamm", "lamm")
 DEFAULT_CASES = "coop-100,coop-397,maple-100,maple-100-b4,cocoop-100"
 LR = {"coop": 0.002, "maple": 0.0035, "cocoop": 0.002, "sap": 0.0025,  # the shipped configs' SGD settings
-      "coop-lamm": 0.002, "lamm": 0.002, "softcpt": 0.002}
+      "coop-lamm": 0.002, "lamm": 0.002, "softcpt": 0.002, "mvlpt": 0.002}
+MT_TASKS = 3  # mvlpt: the classes split into this many tasks of equal size
 
 
 def class_names(n: int) -> List[str]:
@@ -131,6 +138,10 @@ def method_cfg(method: str, depth: int) -> CN:
         opts = cfg.TRAINER.SAP  # vit_b16_c2_ep20_batch4_4+4ctx
         opts.N_CTX_TEXT = opts.N_CTX_VISION = 4
         opts.PROMPT_DEPTH_TEXT = opts.PROMPT_DEPTH_VISION = min(9, depth)
+    elif method == "mvlpt":
+        cfg.DATASET = CN()
+        mvlpt.MVLPT.extend_cfg(cfg)
+        cfg.TRAINER.MVLPT.COOP.N_CTX = 16  # MCoOp M=16, class token in the middle (the defaults)
     elif method == "maple":
         maple.MaPLe.extend_cfg(cfg)  # N_CTX 2 from "a photo of a", PROMPT_DEPTH 9
         cfg.TRAINER.MAPLE.PROMPT_DEPTH = min(9, depth)
@@ -407,6 +418,8 @@ def build_variants(case: Case, depth: int, fp16: bool = False,
     with contextlib.redirect_stdout(io.StringIO()):  # the learners' init messages
         if case.method == "coop":
             model: nn.Module = PromptCLIP(clip_model, coop.PromptLearner(cfg, names, clip_model))
+        elif case.method == "mvlpt":
+            model = mvlpt.MVLPTCLIP(clip_model, mvlpt.MultitaskVLPromptLearner(cfg, names, clip_model))
         elif case.method == "maple":
             model = PromptedCLIP(clip_model, maple.MaPLePrompts(cfg, names, clip_model))
         else:
@@ -432,6 +445,22 @@ def build_variants(case: Case, depth: int, fp16: bool = False,
                 text = l2_normalize(ref_text(clip_model, prompts, ref.eot))
                 logits.append(scale * feature @ text.t())
             return F.cross_entropy(torch.stack(logits), labels)
+    elif case.method == "mvlpt":
+        size = case.classes // MT_TASKS
+        layout = TaskLayout(tuple(f"task{t}" for t in range(MT_TASKS)), (size,) * MT_TASKS, ("accuracy",) * MT_TASKS)
+
+        def targets(labels: Tensor) -> Tensor:
+            """The soft targets of the items' label vectors over the union (one-hot here)."""
+            return mvlpt.soft_targets(layout.label_vectors(labels // size, labels % size))
+
+        def ours(images: Tensor, labels: Tensor) -> Tensor:
+            return F.cross_entropy(model(images), targets(labels))
+
+        def reference(images: Tensor, labels: Tensor) -> Tensor:
+            # MVLPT's default (CUT_CONTEXTLEN False): every class prompt over 77 positions, every step.
+            image = ref_image(clip_model, images)
+            text = ref_text(clip_model, ref.assemble(ref.ctx), ref.eot)
+            return F.cross_entropy(scale * l2_normalize(image) @ l2_normalize(text).t(), targets(labels))
     else:
         def ours(images: Tensor, labels: Tensor) -> Tensor:
             return F.cross_entropy(model(images), labels)
@@ -456,7 +485,8 @@ def build_variants(case: Case, depth: int, fp16: bool = False,
 def inputs(case: Case) -> Tuple[Tensor, Tensor]:
     generator = torch.Generator().manual_seed(1)
     images = torch.randn(case.batch, 3, 224, 224, generator=generator)
-    labels = torch.randint(0, case.classes, (case.batch,), generator=generator)
+    classes = case.classes - case.classes % MT_TASKS if case.method == "mvlpt" else case.classes
+    labels = torch.randint(0, classes, (case.batch,), generator=generator)
     return images, labels
 
 
@@ -584,7 +614,7 @@ def run_case(name: str, case: Case, depth: int, repeats: int, memory: bool, thre
                 first[variant_name] = (loss, grads)
             else:
                 times[variant_name].append(seconds)
-        if r > 0 and case.method in ("coop", "softcpt", *LAMM_METHODS):
+        if r > 0 and case.method in ("coop", "softcpt", "mvlpt", *LAMM_METHODS):
             floors.append(image_floor(clip_model, images))
     result = {"name": name, "case": case, "ours": statistics.median(times["ours"]), "reference": None,
               "loss_diff": None, "grad_diff": None, "speedup": None,

@@ -476,3 +476,65 @@ def make_folder_dataset(root: str, folder: str = "folder_dataset", fmt: str = "f
     elif fmt != "folders":
         raise ValueError(f"fmt must be 'folders' or 'csv', got {fmt!r}")
     return path
+
+
+def make_elevater_miniature(name: str, root: str, n_classes: int = 4, n_train: int = 6, n_test: int = 2,
+                            seed: int = 0, image_size: int = 32) -> str:
+    """An ELEVATER task (datasets.elevater.TASKS) in the hub's layout under root: index files
+    (IRIS text `<zip>@<member> <ids>` or COCO JSON), labelmap and zips of JPEGs, for the first
+    n_classes classes (n_train train and n_test test images each; the labelmap lists all classes).
+    Multi-label tasks (VOC) give every image its class and, every other image, the next class too.
+    Returns the task folder.
+    """
+    import io
+    import zipfile
+
+    from .elevater import TASKS
+
+    task = TASKS[name]
+    folder = os.path.join(root, task.folder)
+    os.makedirs(folder, exist_ok=True)
+    n_looks = n_classes + 2
+
+    def labels_of(cls: int, k: int) -> list[int]:
+        if task.multilabel and k % 2 == 1:
+            return [cls, (cls + 1) % n_classes]
+        return [cls]
+
+    members: dict[str, dict[str, bytes]] = {}
+    usages = {"train": (task.train, n_train), "test": (task.test, n_test)}
+    if task.val is not None:
+        usages["val"] = (task.val, n_test)
+    for split, (usage, count) in usages.items():
+        zip_name = usage.zips[0]
+        entries = []
+        for cls in range(n_classes):
+            for k in range(count):
+                member = f"{split}/{cls:03d}_{k:03d}.jpg"
+                key = zlib.crc32(f"{seed}/{name}/{member}".encode())
+                buffer = io.BytesIO()
+                class_image(cls, n_looks, np.random.default_rng(key), image_size).save(buffer, "JPEG", quality=92)
+                members.setdefault(zip_name, {})[member] = buffer.getvalue()
+                entries.append((f"{zip_name}@{member}", labels_of(cls, k)))
+        index_path = os.path.join(folder, usage.index)
+        if task.coco:
+            manifest = {
+                "images": [{"id": i + 1, "file_name": ref, "width": image_size, "height": image_size}
+                           for i, (ref, _) in enumerate(entries)],
+                "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": label + 1}
+                                for i, (_, labels) in enumerate(entries) for label in labels],
+                "categories": [{"id": c + 1, "name": n} for c, n in enumerate(task.classnames)],
+            }
+            with open(index_path, "w", encoding="utf-8") as f:
+                json.dump(manifest, f)
+        else:
+            with open(index_path, "w", encoding="utf-8") as f:
+                f.write("".join(f"{ref} {','.join(map(str, labels))}\n" for ref, labels in entries))
+    for zip_name, files in members.items():
+        with zipfile.ZipFile(os.path.join(folder, zip_name), "w") as zf:
+            for member, data in files.items():
+                zf.writestr(member, data)
+    if task.labelmap:
+        with open(os.path.join(folder, task.labelmap), "w", encoding="utf-8") as f:
+            f.write("".join(n + "\n" for n in task.classnames))
+    return folder

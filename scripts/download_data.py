@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import os
 import shutil
 import sys
 import tarfile
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -30,6 +27,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dassl.cli import UserError, one_line_errors  # noqa: E402
+from datasets.download import extract, http_download, md5sum, verify_md5  # noqa: E402,F401
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 IMAGENET_CLASSNAMES_GDRIVE = "1-61f_ol79pViBFDG_IDlUQSwoLcn2XXF"
@@ -213,54 +211,6 @@ RECIPES = _recipes()
 
 # ---------------------------------------------------------------- network (thin)
 
-def md5sum(path: str, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def http_download(url: str, dst: str, md5: Optional[str] = None, chunk: int = 1 << 20) -> str:
-    """Download url to dst, resuming dst + ".part" with an HTTP Range request; check md5; then
-    os.replace the part file onto dst."""
-    from tqdm import tqdm
-
-    part = dst + ".part"
-    start = os.path.getsize(part) if os.path.exists(part) else 0
-    headers = {"User-Agent": "promptkit-download-data"}
-    if start:
-        headers["Range"] = f"bytes={start}-"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as resp:
-            if start and resp.status != 206:  # the server ignored the range: start over
-                start = 0
-            length = resp.headers.get("Content-Length")
-            total = start + int(length) if length else None
-            with open(part, "ab" if start else "wb") as f, \
-                    tqdm(total=total, initial=start, unit="B", unit_scale=True,
-                         desc=os.path.basename(dst)) as bar:
-                while block := resp.read(chunk):
-                    f.write(block)
-                    bar.update(len(block))
-    except urllib.error.HTTPError as err:
-        if err.code != 416:  # 416: the part file is already complete
-            raise
-    verify_md5(part, md5)
-    os.replace(part, dst)
-    return dst
-
-
-def verify_md5(path: str, md5: Optional[str]) -> None:
-    if md5 is None:
-        return
-    actual = md5sum(path)
-    if actual != md5:
-        bad = path + ".bad"
-        os.replace(path, bad)
-        raise ValueError(f"MD5 mismatch for {path}: got {actual}, expected {md5} (kept as {bad})")
-
-
 def gdrive_download(file_id: str, dst: str) -> str:
     import gdown  # optional dependency, only for Google Drive files
 
@@ -288,22 +238,6 @@ def fetch(resource: Resource, archives: str) -> str:
 
 def is_archive(path: str) -> bool:
     return path.endswith(ARCHIVE_SUFFIXES)
-
-
-def extract(archive: str, dest: str) -> None:
-    """Extract a .zip/.tar[.gz]/.tgz into dest, refusing members that would land outside it."""
-    os.makedirs(dest, exist_ok=True)
-    if archive.endswith(".zip"):
-        with zipfile.ZipFile(archive) as zf:
-            root = os.path.realpath(dest)
-            for member in zf.namelist():
-                target = os.path.realpath(os.path.join(dest, member))
-                if target != root and not target.startswith(root + os.sep):
-                    raise ValueError(f"{archive}: member {member!r} would be written outside {dest}")
-            zf.extractall(dest)
-    else:
-        with tarfile.open(archive, "r:*") as tf:
-            tf.extractall(dest, filter="data")
 
 
 def locate(tree: str, inner: str) -> Optional[str]:

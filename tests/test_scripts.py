@@ -277,3 +277,51 @@ def test_python_override_may_hold_options(repo):
     assert run.calls[0][:2] == ["-u", "train.py"]
     run = repo.run("coop/zeroshot.sh", "caltech101", "rn50", env={"PYTHON": f"{repo.stub} -u"})
     assert run.calls[0][:2] == ["-u", "train.py"]
+
+
+# ---------------------------------------------------------------- scripts/mvlpt
+MVLPT_FAMILY = ["TRAINER.MVLPT.COOP.N_CTX", "4", "TRAINER.MVLPT.VPT.N_CTX", "4", "TRAINER.CUT_CONTEXTLEN", "True",
+                "TRAINER.MVLPT.COOP.CLASS_TOKEN_POSITION", "middle", "TRAINER.MVLPT.COOP.CSC", "False",
+                "TEST.NO_TEST", "False", "TEST.FINAL_MODEL", "best_val"]
+COOP_SOURCES = ("ImageNet,Caltech101,Food101,StanfordCars,OxfordPets,OxfordFlowers,FGVCAircraft,SUN397,"
+                "DescribableTextures,EuroSAT,UCF101")
+
+
+def mvlpt_cmd(data, seed, out, *flags):
+    return ["train.py", "--root", data, "--seed", str(seed), "--trainer", "MVLPT",
+            "--config-file", "configs/trainers/MVLPT/vit_b16.yaml", "--output-dir", out, "--shots", "5", *flags]
+
+
+@pytest.mark.parametrize("where", ["root", "own"])
+def test_mvlpt_scripts(repo, where):
+    """Source training on the CoOp 11, ELEVATER multitask (3 seeds), single targets from the
+    averaged source prompt (MCoOp too, unlike the reference), reference flags and folders."""
+    data = os.path.join(repo.cwd("mvlpt/main_mt_coopdata_cut.sh", where), "data")
+    source = f"output/{COOP_SOURCES}/UPT/vit_b16_5shots/nctx4_csc_ctp"
+    run = repo.run("mvlpt/main_mt_coopdata_cut.sh", "UPT", "vit_b16", "4", "5", "2", where=where)
+    assert (run.rc, run.stderr) == (0, "")
+    assert run.calls == [mvlpt_cmd(data, 2, f"{source}/seed2", "--dataset", COOP_SOURCES, "--dataset-coop",
+                                   "--multi-task", *MVLPT_FAMILY)]
+
+    run = repo.run("mvlpt/main_single_elevater_cut.sh", "CoOp", "vit_b16", "16", "5", "1", "cifar-10", where=where)
+    coop = ["TRAINER.MVLPT.COOP.N_CTX", "16", "TRAINER.MVLPT.VPT.N_CTX", "0", *MVLPT_FAMILY[4:]]
+    assert run.calls == [mvlpt_cmd(
+        data, 1, "output/CoCoOp_single_task_20/cifar-10/CoOp/vit_b16_5shots/nctx16_csc_ctp/seed1", "--dataset",
+        "cifar-10", "--model-dir", f"output/{COOP_SOURCES}/CoOp/vit_b16_5shots/nctx16_csc_ctp", *coop)]
+
+    run = repo.run("mvlpt/main_mt_elevater_cut.sh", "VPT", "vit_b16", "16", "5", where=where,
+                   env={"MODEL_DIR": "src"})
+    vpt = ["TRAINER.MVLPT.COOP.N_CTX", "0", "TRAINER.MVLPT.VPT.N_CTX", "16", *MVLPT_FAMILY[6:]]
+    assert [call[call.index("--output-dir") + 1] for call in run.calls] == [
+        f"output/CoCoOp_mt_20/VPT/vit_b16_5shots/nctx16_csc_ctp/seed{s}" for s in (1, 2, 3)]
+    tasks = run.calls[0][run.calls[0].index("--dataset") + 1].split(",")
+    assert len(tasks) == 20 and "voc-2007-classification" in tasks
+    assert run.calls[0][-len(vpt) - 4:] == ["DATALOADER.TRAIN_X.BATCH_SIZE", "64", "DATALOADER.TRAIN_X.SAMPLER",
+                                            "SequentialSampler", *vpt]
+    assert ["--model-dir", "src"] == run.calls[0][run.calls[0].index("--model-dir"):][:2]
+
+    run = repo.run("mvlpt/main_single_elevater_cut.sh", "Prompt", "vit_b16", "16", "5", "1", "mnist", where=where)
+    assert run.rc == 1 and run.calls == [] and "TRAINER must be CoOp, VPT, UPT or COCOOP" in run.stderr
+    run = repo.run("mvlpt/main_single_coopdata_cut.sh", "VPT", "vit_b16", "16", "5", where=where)
+    assert run.rc == 1 and run.stderr.endswith(": 5: usage: " + (
+        "scripts/mvlpt/" if where == "root" else "") + "main_single_coopdata_cut.sh TRAINER CFG NCTX SHOTS SEED DATASET\n")

@@ -15,3 +15,4 @@ from . import mtcoop  # noqa: E402
 from . import mtcoop_hard  # noqa: E402
 from . import sap  # noqa: E402
 from . import gzs  # noqa: E402
+from . import mvlpt  # noqa: E402

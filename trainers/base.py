@@ -19,6 +19,7 @@ from yacs.config import CfgNode
 from clip.encode import encode_text
 from clip.model import CLIP
 from clip.prompts import VisionPrompt
+from dassl.data.multitask import TaskLayout
 from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
@@ -178,9 +179,16 @@ class PromptTrainer(ImageFeatureCacheMixin, TrainerX):
         """The precision asked for: TRAINER.<config_node>.PREC (VPT overrides: always fp32)."""
         return cfg.TRAINER[cls.config_node].PREC
 
+    def classnames(self) -> list[str]:
+        """The class names the model scores: on a multi-task dataset, all tasks' in union order."""
+        dataset = self.dm.dataset
+        if getattr(dataset, "taskid2cname", None) is not None:
+            return TaskLayout.from_dataset(dataset).classnames
+        return dataset.classnames
+
     def build_model(self) -> None:
         cfg = self.cfg
-        classnames = self.dm.dataset.classnames
+        classnames = self.classnames()
         clip_model, self.precision = build_clip(cfg, self.requested_precision(cfg), self.device)
 
         print("Building custom CLIP")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import ClassVar, Optional, Sequence
+from typing import Callable, ClassVar, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,29 @@ from .prompting import ClassPrompts, coop_context, text_width
 MAX_SEQUENCES_PER_CALL = 8192
 
 
+def build_meta_net(vis_dim: int, ctx_dim: int) -> nn.Sequential:
+    """CoCoOp's meta-net: Linear(vis_dim -> vis_dim // 16) -> ReLU -> Linear(-> ctx_dim)."""
+    return nn.Sequential(OrderedDict([
+        ("linear1", nn.Linear(vis_dim, vis_dim // 16)),
+        ("relu", nn.ReLU(inplace=True)),
+        ("linear2", nn.Linear(vis_dim // 16, ctx_dim)),
+    ]))
+
+
+def per_image_logits(clip_model: CLIP, text_prompt: Callable[[Tensor], TextPrompt], image_features: Tensor,
+                     n_cls: int) -> Tensor:
+    """Logits (B, n_cls) of per-image prompts: text_prompt(features (b, D)) gives b groups of n_cls.
+
+    One grouped encoder call per chunk of images (image b = group b), not one call per image.
+    """
+    image_features = l2_normalize(image_features)
+    step = max(1, MAX_SEQUENCES_PER_CALL // n_cls)
+    text_features = torch.cat([
+        l2_normalize(encode_text(clip_model, text_prompt(chunk))) for chunk in image_features.split(step)
+    ])
+    return clip_model.logit_scale.exp() * (text_features @ image_features.unsqueeze(-1)).squeeze(-1)
+
+
 class PromptLearner(ClassPrompts):
     """Shared `ctx` (n, w) and `meta_net` (vis_dim -> vis_dim // 16 -> w) giving a per-image shift."""
 
@@ -33,11 +56,7 @@ class PromptLearner(ClassPrompts):
         init = coop_context(clip_model, opts.N_CTX, opts.CTX_INIT, False, len(classnames))
         ctx = nn.Parameter(init.vectors)
         vis_dim, ctx_dim = clip_model.visual.output_dim, text_width(clip_model)
-        meta_net = nn.Sequential(OrderedDict([
-            ("linear1", nn.Linear(vis_dim, vis_dim // 16)),
-            ("relu", nn.ReLU(inplace=True)),
-            ("linear2", nn.Linear(vis_dim // 16, ctx_dim)),
-        ]))
+        meta_net = build_meta_net(vis_dim, ctx_dim)
         if clip_model.dtype == torch.float16:
             meta_net.half()
         super().__init__(clip_model, classnames, init.n_ctx, init.prefix, "end")
@@ -81,14 +100,8 @@ class CustomCLIP(nn.Module):
 
     def forward_features(self, image_features: Tensor, label: Optional[Tensor] = None) -> Tensor:
         """`forward` from `encode_image`'s output."""
-        image_features = l2_normalize(image_features)
-        step = max(1, MAX_SEQUENCES_PER_CALL // self.prompt_learner.n_cls)
-        # One grouped encoder call (image b = group b) per chunk of images, not one per image.
-        text_features = torch.cat([
-            l2_normalize(encode_text(self.clip, self.prompt_learner.text_prompt(chunk)))
-            for chunk in image_features.split(step)
-        ])
-        logits = self.clip.logit_scale.exp() * (text_features @ image_features.unsqueeze(-1)).squeeze(-1)
+        logits = per_image_logits(self.clip, self.prompt_learner.text_prompt, image_features,
+                                  self.prompt_learner.n_cls)
         if self.prompt_learner.training:
             return F.cross_entropy(logits, label)
         return logits

@@ -108,15 +108,27 @@ def concat_task_datasets(datasets: Sequence[DatasetBase], task_names: Sequence[s
         items = []
         for task, dataset in enumerate(datasets):
             for item in getattr(dataset, split) or []:
-                items.append(DatumMT(impath=item.impath, label=[item.label], domain=task, task=[task]))
+                # A one-task DatasetBaseMT's items (multi-label tasks) keep their label lists.
+                labels = list(item.label) if isinstance(item, DatumMT) else [item.label]
+                items.append(DatumMT(impath=item.impath, label=labels, domain=task, task=[task] * len(labels)))
         return items
 
-    metrics = list(task_metrics) if task_metrics is not None else ["overall_acc"] * len(datasets)
+    for name, dataset in zip(task_names, datasets):
+        if isinstance(dataset, DatasetBaseMT) and len(dataset.taskid2cname) != 1:
+            raise ValueError(f"task {name!r}: a multi-task dataset of {len(dataset.taskid2cname)} tasks "
+                             "cannot be one task of a concatenation")
+
+    def task_field(dataset: DatasetBase, field_name: str, default):
+        return getattr(dataset, field_name)[0] if isinstance(dataset, DatasetBaseMT) else default
+
+    if task_metrics is None:
+        task_metrics = [task_field(dataset, "taskid2metric", "overall_acc") for dataset in datasets]
+    metrics = list(task_metrics)
     return DatasetBaseMT(
         taskid2tname=list(task_names),
-        taskid2cname=[list(dataset.classnames) for dataset in datasets],
-        taskid2desc=[""] * len(datasets),
-        taskid2type=["sl"] * len(datasets),
+        taskid2cname=[list(task_field(dataset, "taskid2cname", dataset.classnames)) for dataset in datasets],
+        taskid2desc=[task_field(dataset, "taskid2desc", "") for dataset in datasets],
+        taskid2type=[task_field(dataset, "taskid2type", "sl") for dataset in datasets],
         taskid2metric=metrics,
         train_x=convert("train_x"), val=convert("val") or None, test=convert("test"),
     )

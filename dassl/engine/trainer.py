@@ -361,7 +361,9 @@ class SimpleTrainer(TrainerBase):
         # Imported here so that importing the engine does not pull in torchvision and PIL.
         from dassl.data import DataManager
 
-        dm = DataManager(self.cfg, dataset=self.build_dataset())
+        tfm_train, tfm_test = self.build_transforms()
+        dm = DataManager(self.cfg, custom_tfm_train=tfm_train, custom_tfm_test=tfm_test,
+                         dataset=self.build_dataset())
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = dm.train_loader_u
         self.val_loader = dm.val_loader
@@ -371,10 +373,14 @@ class SimpleTrainer(TrainerBase):
         self.lab2cname = dm.lab2cname
         self.dm = dm
 
-    def build_dataset(self):
-        """The dataset for the DataManager; None: DataManager builds DATASET.NAME (a trainer may
-        adapt the dataset here, e.g. SoftCPT runs a single-task dataset as a suite of one task)."""
+    def build_dataset(self) -> Any:
+        """Hook: a built dataset for the DataManager; None builds DATASET.NAME (a trainer may adapt the
+        dataset here: a multi-task concatenation, or SoftCPT's single-task dataset as a suite of one)."""
         return None
+
+    def build_transforms(self) -> tuple[Any, Any]:
+        """Hook: (train, test) transforms; None builds them from INPUT.*."""
+        return None, None
 
     def build_model(self) -> None:
         """SimpleNet from MODEL.*, with its optimizer and scheduler, registered as "model"."""

@@ -190,3 +190,64 @@ reproduce_xd() {
     echo "Evaluating the released model on ${DATASET}; output in ${DIR}"
     eval_py "${SEED}" "${DIR}" "${MODEL_DIR}" "${LOADEP}"
 }
+
+# ---------------------------------------------------------------- MVLPT (scripts/mvlpt/*.sh)
+# The 11 CoOp datasets of MVLPT's source set (task ids in this order).
+MVLPT_COOP_SOURCES=ImageNet,Caltech101,Food101,StanfordCars,OxfordPets,OxfordFlowers,FGVCAircraft,SUN397,DescribableTextures,EuroSAT,UCF101
+# The 20 ELEVATER tasks.
+MVLPT_ELEVATER_TASKS=hateful-memes,cifar-10,mnist,oxford-flower-102,oxford-iiit-pets,resisc45_clip,country211,food-101,stanford-cars,fer-2013,caltech-101,dtd,voc-2007-classification,cifar-100,fgvc-aircraft-2013b-variants102,patch-camelyon,rendered-sst2,gtsrb,eurosat_clip,kitti-distance
+
+# mvlpt_begin USAGE NARGS ARG...: DATA, the repository root, OUTPUT (default output), and the
+# arguments TRAINER (the prompt family: CoOp, VPT, UPT or COCOOP), CFG, NCTX, SHOTS, then the
+# script's own. Sets MVLPT_OPTS to the family's options as the reference scripts pass them.
+mvlpt_begin() {
+    local usage=$1 nargs=$2
+    shift 2
+    require_data
+    enter_repo
+    local i
+    for ((i = 1; i <= nargs; i++)); do
+        _require "${!i}" "$i" "usage: $0 $usage"
+    done
+    OUTPUT=${OUTPUT:-output}
+    TRAINER=$1
+    CFG=$2
+    NCTX=$3
+    SHOTS=$4
+    local -a family
+    case "$TRAINER" in
+        CoOp) family=(TRAINER.MVLPT.COOP.N_CTX "$NCTX" TRAINER.MVLPT.VPT.N_CTX 0 TRAINER.CUT_CONTEXTLEN True) ;;
+        VPT) family=(TRAINER.MVLPT.COOP.N_CTX 0 TRAINER.MVLPT.VPT.N_CTX "$NCTX") ;;
+        UPT) family=(TRAINER.MVLPT.COOP.N_CTX "$NCTX" TRAINER.MVLPT.VPT.N_CTX "$NCTX" TRAINER.CUT_CONTEXTLEN True) ;;
+        COCOOP) family=(TRAINER.MVLPT.COCOOP.N_CTX "$NCTX" TRAINER.MVLPT.COOP.N_CTX 0 TRAINER.MVLPT.VPT.N_CTX 0) ;;
+        *) echo "$0: TRAINER must be CoOp, VPT, UPT or COCOOP (the prompt family), got '$TRAINER'" >&2; exit 1 ;;
+    esac
+    MVLPT_OPTS=("${family[@]}" TRAINER.MVLPT.COOP.CLASS_TOKEN_POSITION middle TRAINER.MVLPT.COOP.CSC False
+                TEST.NO_TEST False TEST.FINAL_MODEL best_val)
+}
+
+# mvlpt_py SEED DIR FLAG...: $PYTHON train.py with the MVLPT trainer, CFG, output in DIR, the
+# flags given, then the family's options.
+mvlpt_py() {
+    local seed=$1 dir=$2
+    shift 2
+    $PYTHON train.py \
+        --root "${DATA}" \
+        --seed "${seed}" \
+        --trainer MVLPT \
+        --config-file "configs/trainers/MVLPT/${CFG}.yaml" \
+        --output-dir "${dir}" \
+        --shots "${SHOTS}" \
+        "$@" \
+        "${MVLPT_OPTS[@]}"
+}
+
+# mvlpt_model_dir DEFAULT: the source prompt folder for a target run: MODEL_DIR from the
+# environment, else DEFAULT; "none" trains from scratch. Sets MODEL_ARGS.
+mvlpt_model_dir() {
+    local dir=${MODEL_DIR:-$1}
+    MODEL_ARGS=()
+    if [ "$dir" != none ]; then
+        MODEL_ARGS=(--model-dir "$dir")
+    fi
+}
