@@ -173,6 +173,10 @@ class MultiTaskPromptTrainer(PromptTrainer):
             dataset = single_task_suite(self.cfg, dataset)
         return dataset
 
+    def classnames(self) -> list[list[str]]:
+        """One class-name list per task (the learners build each task's prompts)."""
+        return [list(names) for names in self.dm.dataset.taskid2cname]
+
     def build_task_layout(self) -> TaskLayout:
         self.task_layout = TaskLayout.from_dataset(self.dm.dataset)
         return self.task_layout
