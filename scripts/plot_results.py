@@ -393,7 +393,8 @@ def fewshot_figures(results: dict[str, dict[str, Curve]], keyword: str = "accura
         curves = {labels[m]: c[dataset] for m, c in results.items() if dataset in c}
         figures[f"fewshot_{file_stem(dataset)}"] = plot_fewshot(curves, dataset, keyword)
     averages = {labels[m]: average_curve(c) for m, c in results.items() if set(c) == set(datasets)}
-    figures["fewshot_average"] = plot_fewshot(averages, f"Average over {len(datasets)} dataset{'' if len(datasets) == 1 else 's'}", keyword)
+    title = f"Average over {len(datasets)} dataset{'' if len(datasets) == 1 else 's'}"
+    figures["fewshot_average"] = plot_fewshot(averages, title, keyword)
     return figures
 
 
