@@ -90,6 +90,14 @@ def reset_lamm_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
     cli_flags_to_cfg(cfg, *flags, getattr(args, "shots", None))
 
 
+def shots_flag_sets_num_shots(trainer_name: str) -> bool:
+    """MVLPT's --shots is the shot count; LAMM's (CoOp, MaPLe) only its loss weight (the trainer's
+    class attribute `shots_flag_sets_num_shots` says which)."""
+    if trainer_name not in TRAINER_REGISTRY.registered_names():
+        return True
+    return getattr(TRAINER_REGISTRY.get(trainer_name), "shots_flag_sets_num_shots", True)
+
+
 def reset_multitask_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
     """MVLPT's flags (the reference's spellings) as aliases of their config keys."""
     if args.seed:
@@ -98,7 +106,7 @@ def reset_multitask_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
         cfg.DATASET.DATASET = args.dataset
         if "," not in args.dataset and not args.multi_task:
             cfg.DATASET.NAME = args.dataset
-    if args.shots:
+    if args.shots and shots_flag_sets_num_shots(cfg.TRAINER.NAME):
         cfg.DATASET.NUM_SHOTS = args.shots
         cfg.DATASET.NUM_SAMPLES_PER_CLASS = args.shots
     if args.dataset_coop:
@@ -234,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--random-init", action="store_true",
                         help="LAMM: random label embeddings (TRAINER.LAMM.ENABLED/RANDOM_INIT)")
     parser.add_argument("--shots", type=int, default=None,
-                        help="LAMM: parameter-space weight 1/SHOTS (TRAINER.LAMM.SHOTS, default 1); MVLPT: shots "
-                             "per class (DATASET.NUM_SHOTS and NUM_SAMPLES_PER_CLASS)")
+                        help="shots per class (DATASET.NUM_SHOTS and NUM_SAMPLES_PER_CLASS, as MVLPT); with CoOp "
+                             "and MaPLe only LAMM's parameter-space weight 1/SHOTS (TRAINER.LAMM.SHOTS, default 1)")
     # MVLPT (multitask): aliases of DATASET.* / TRAINER.* keys, spelled as the reference.
     parser.add_argument("--dataset", type=str, default="", help="task name(s), comma-separated (DATASET.DATASET)")
     parser.add_argument("--dataset-coop", action="store_true", help="tasks are registered Dassl datasets (DATASET.COOP)")

@@ -160,11 +160,13 @@ def extracted(zip_path: str) -> str:
     return folder
 
 
-def _image_path(root: str, task: Task, ref: str, download: bool) -> str:
+def _image_path(root: str, task: Task, ref: str, zip_folders: dict[str, str], download: bool) -> str:
     """Path of an index entry `<zip>@<member>` (or a path relative to the task folder)."""
     if "@" in ref:
         zip_name, member = ref.split("@", 1)
-        return os.path.join(extracted(fetch(root, task, zip_name, download)), member)
+        if zip_name not in zip_folders:  # once per zip, not once per image
+            zip_folders[zip_name] = extracted(fetch(root, task, zip_name, download))
+        return os.path.join(zip_folders[zip_name], member)
     return os.path.join(root, task.folder, ref)
 
 
@@ -191,12 +193,11 @@ def parse_coco(manifest: dict) -> list[tuple[str, list[int]]]:
 
 def read_usage(root: str, task: Task, usage: Usage, download: bool = True) -> list[Item]:
     """All (image path, class ids) of one split, in index order."""
-    for zip_name in usage.zips:
-        extracted(fetch(root, task, zip_name, download))
+    zip_folders = {zip_name: extracted(fetch(root, task, zip_name, download)) for zip_name in usage.zips}
     index = fetch(root, task, usage.index, download)
     with open(index, encoding="utf-8") as f:
         entries = parse_coco(json.load(f)) if task.coco else parse_iris(f.readlines())
-    return [(_image_path(root, task, ref, download), labels) for ref, labels in entries]
+    return [(_image_path(root, task, ref, zip_folders, download), labels) for ref, labels in entries]
 
 
 def sample_few_shot(items: Sequence[Item], shots: int, seed: int) -> list[Item]:

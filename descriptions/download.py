@@ -13,18 +13,16 @@ $PROMPTKIT_DESCRIPTIONS_URL replaces the source folder (a mirror).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Optional, Sequence
 
 from tqdm import tqdm
 
-from clip.clip import _file_sha256
+from clip.clip import _file_sha256, _sha256
+from datasets.download import http_download
 
 from .library import PUBLISHED, descriptions_dir
 
@@ -32,46 +30,33 @@ SOURCE = ("https://raw.githubusercontent.com/HariChandana1102/"
           "Semantic-Alignment-for-Prompt-Tuning-in-Vision-Language-Models/"
           "2781d31dfbdd218626f70d26e13f5769849a0f2d/semantic_descriptions/")
 ENV_URL = "PROMPTKIT_DESCRIPTIONS_URL"
-TIMEOUT_S = 30
-CHUNK = 1 << 16
 
 
 class DownloadError(Exception):
     """Reported as one line."""
 
 
-def fetch(url: str, target: str, sha256: str, label: str) -> None:
-    """url -> target, written atomically (temporary file in the same folder, then os.replace)
-    only when its SHA256 is `sha256`."""
+def fetch(url: str, target: str, sha256: str) -> None:
+    """url -> target, through the project's resumable downloader (datasets.download) into a
+    file beside it that replaces target (os.replace, atomic) only when its SHA256 is `sha256`."""
     host = urllib.parse.urlsplit(url).netloc or url
     folder = os.path.dirname(target)
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=".download-", suffix=".part")
-    digest = hashlib.sha256()
+    fetched = target + ".download"
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-                    size = int(response.headers.get("Content-Length") or 0) or None
-                    with tqdm(total=size, unit="B", unit_scale=True, desc=label, leave=False) as bar:
-                        for block in iter(lambda: response.read(CHUNK), b""):
-                            out.write(block)
-                            digest.update(block)
-                            bar.update(len(block))
-            except urllib.error.HTTPError as err:
-                raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-                reason = getattr(err, "reason", err)
-                raise DownloadError(
-                    f"cannot reach {host} ({reason}): offline? Fetch {SOURCE}<name>_attributes.json on a "
-                    f"machine with internet access and copy it to {folder}/<dataset>.json, or point "
-                    f"DESCRIPTIONS.FILE at it") from None
-        if digest.hexdigest() != sha256:
-            raise DownloadError(f"{url}: SHA256 {digest.hexdigest()} differs from the published {sha256}; "
-                                "nothing was written")
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+        http_download(url, fetched)
+    except urllib.error.HTTPError as err:
+        raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+        reason = getattr(err, "reason", err)
+        raise DownloadError(
+            f"cannot reach {host} ({reason}): offline? Fetch {SOURCE}<name>_attributes.json on a "
+            f"machine with internet access and copy it to {folder}/<dataset>.json, or point "
+            f"DESCRIPTIONS.FILE at it") from None
+    actual = _sha256(fetched)
+    if actual != sha256:
+        os.remove(fetched)
+        raise DownloadError(f"{url}: SHA256 {actual} differs from the published {sha256}; nothing was written")
+    os.replace(fetched, target)
 
 
 def download(keys: Sequence[str], directory: str, force: bool = False, source: Optional[str] = None) -> list[str]:
@@ -90,7 +75,7 @@ def download(keys: Sequence[str], directory: str, force: bool = False, source: O
         if not force and os.path.isfile(target) and _file_sha256(target) == sha256:
             print(f"{target}: present, checksum ok")
         else:
-            fetch(source + name, target, sha256, key)
+            fetch(source + name, target, sha256)
             print(f"{target}: downloaded ({name}, checksum ok)")
         paths.append(target)
     return paths

@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dassl.cli import UserError, one_line_errors  # noqa: E402
-from datasets.download import extract, http_download, md5sum, verify_md5  # noqa: E402,F401
+from datasets.download import extract, http_download  # noqa: E402
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 IMAGENET_CLASSNAMES_GDRIVE = "1-61f_ol79pViBFDG_IDlUQSwoLcn2XXF"

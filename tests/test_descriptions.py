@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from clip.clip import _file_sha256
 from dassl.data.datasets import DATASET_REGISTRY
 from descriptions import (
     DATASET_KEYS, PUBLISHED, DescriptionsError, description_sentence, descriptions_file,
@@ -43,7 +44,9 @@ def test_sentence_template_and_its_quirks(classname, description, sentence):
 @needs_published
 @pytest.mark.parametrize("key", sorted(PUBLISHED_SIZES))
 def test_published_files_read(key):
-    table = read_descriptions(os.path.join(PUBLISHED_DIR, PUBLISHED[key][0]))
+    path = os.path.join(PUBLISHED_DIR, PUBLISHED[key][0])
+    assert _file_sha256(path) == PUBLISHED[key][1]  # the checksum descriptions.download checks
+    table = read_descriptions(path)
     n_keys, shortest, longest = PUBLISHED_SIZES[key]
     counts = [len(v) for v in table.values()]
     assert (len(table), min(counts), max(counts)) == (n_keys, shortest, longest)

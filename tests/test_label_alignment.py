@@ -15,7 +15,7 @@ from clip import clip
 from trainers import coop, label_alignment as la, maple
 from trainers.base import PromptCLIP
 from trainers.deep_prompts import PromptedCLIP
-from trainers.prompting import embed_tokens
+from trainers.prompting import embed_tokens, name_token_counts
 
 CARS = ["Acura RL Sedan 2012", "Audi TT Hatchback 2011", "BMW X5 SUV 2007"]
 NAMES = ["apple", "aquarium_fish", "sweet pepper"]
@@ -49,7 +49,7 @@ def token_embeddings(clip_model, text: str) -> torch.Tensor:
 
 
 def test_label_init_takes_the_first_tokens_of_each_name(tiny_vit):
-    counts = la.name_token_counts(CARS)
+    counts = name_token_counts(CARS)
     assert min(counts) >= 5  # the year's digits are one token each
     m = min(counts)
     labels = la.label_init(tiny_vit, CARS, m)
@@ -61,7 +61,7 @@ def test_label_init_takes_the_first_tokens_of_each_name(tiny_vit):
 def test_coop_path_labels_replace_the_first_name_tokens(tiny_vit):
     model, _ = build("coop", CARS, tiny_vit)
     learner = la.class_prompts(model)
-    m = min(la.name_token_counts(CARS))
+    m = min(name_token_counts(CARS))
     assert learner.token_classes.shape == (3, m, 128) and learner.label_offset == 0
     assert torch.equal(learner.fix_token, learner.token_classes) and not learner.fix_token.requires_grad
     # Initialised from the names, the label prompt is the name prompt; the rest of each name stays.
@@ -211,8 +211,10 @@ def test_cli_flags_map_onto_keys():
 
     plain = cfg_of()
     assert not plain.TRAINER.LAMM.ENABLED and not plain.TRAINER.LAMM.LOSS
-    lamm = cfg_of("--triplet-loss", "--origin-clip", "--shots", "16").TRAINER.LAMM
+    lamm_cfg = cfg_of("--triplet-loss", "--origin-clip", "--shots", "16")
+    lamm = lamm_cfg.TRAINER.LAMM
     assert (lamm.ENABLED, lamm.LOSS, lamm.FREEZE_CTX, lamm.RANDOM_INIT, lamm.SHOTS) == (True, True, True, False, 16)
+    assert lamm_cfg.DATASET.NUM_SHOTS == plain.DATASET.NUM_SHOTS  # as the reference: the weight only
     coop_lamm = cfg_of("--triplet-loss", "--random-init").TRAINER.LAMM
     assert (coop_lamm.ENABLED, coop_lamm.LOSS, coop_lamm.FREEZE_CTX, coop_lamm.RANDOM_INIT) == (True, True, False, True)
     # Trailing options override the flags; CE-only label tuning is a key.

@@ -207,7 +207,7 @@ def test_c_search_bisection(monkeypatch):
     from trainers import linear_probe as lp
 
     monkeypatch.setattr(lp, "fit", lambda train, c: types.SimpleNamespace(C=c))
-    monkeypatch.setattr(lp, "accuracy", lambda clf, split: -abs(np.log10(clf.C) - np.log10(3.0)))
+    monkeypatch.setattr(lp, "accuracy", lambda clf, split, metric=None: -abs(np.log10(clf.C) - np.log10(3.0)))
     result = lp.search_c(None, None, num_step=8)
     # Grid peak 1 -> interval [0.1, 10]; each round keeps the better end and halves towards it.
     assert result.grid_val_acc.index(max(result.grid_val_acc)) == lp.C_GRID.index(1.0)
@@ -215,7 +215,7 @@ def test_c_search_bisection(monkeypatch):
     assert result.steps[0].c == 10.0
     assert abs(np.log10(result.c) - np.log10(3.0)) < 0.02
     # Ties go to the left end.
-    monkeypatch.setattr(lp, "accuracy", lambda clf, split: 0.0)
+    monkeypatch.setattr(lp, "accuracy", lambda clf, split, metric=None: 0.0)
     result = lp.search_c(None, None, num_step=2)
     assert result.c == 1e5 and [s.c for s in result.steps] == [1e5, 1e5]
 

@@ -91,6 +91,22 @@ def test_description_pooling_matches_a_hand_computation():
     assert torch.allclose(fused, torch.tensor([expected]), atol=1e-6)
 
 
+
+def test_gzs_splits_accuracy_into_base_and_new(capsys):
+    """5 classes: base = labels 0..2 (ceil(5/2)), new = 3..4; 2 of 3 base and 1 of 2 new images right."""
+    from dassl.config import get_cfg_default
+    from trainers.gzs import GZSClassification
+
+    evaluator = GZSClassification(get_cfg_default(), lab2cname={i: f"c{i}" for i in range(5)})
+    labels = torch.tensor([0, 2, 1, 3, 4])
+    predicted = torch.tensor([0, 2, 4, 3, 0])
+    evaluator.process(torch.nn.functional.one_hot(predicted, 5).float(), labels)
+    results = evaluator.evaluate()
+    base, new = 200 / 3, 50.0
+    assert results["base_accuracy"] == pytest.approx(base) and results["new_accuracy"] == pytest.approx(new)
+    assert results["hm"] == pytest.approx(2 * base * new / (base + new))
+    assert GZS.search(capsys.readouterr().out).groups() == ("66.7", "50.0", "57.1")
+
 # --- end to end -------------------------------------------------------------------------------
 
 def test_sap_base_to_new_and_gzs(miniature_root, small_vit_path, pet_descriptions, tmp_path):

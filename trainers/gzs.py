@@ -13,10 +13,10 @@ DATASET.SUBSAMPLE_CLASSES base selects them), on those of the new classes, and t
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 
 from dassl.evaluation import EVALUATOR_REGISTRY, Classification
+from datasets.splits import class_groups
 
 
 @EVALUATOR_REGISTRY.register()
@@ -27,7 +27,7 @@ class GZSClassification(Classification):
         results = super().evaluate()
         if not self._lab2cname:
             raise ValueError("GZSClassification needs the class names (lab2cname) to split base and new")
-        n_base = math.ceil(len(self._lab2cname) / 2)
+        n_base = class_groups(len(self._lab2cname), 2)[0].stop  # the labels SUBSAMPLE_CLASSES base keeps
         hits = {"base": [0, 0], "new": [0, 0]}
         for true, pred in zip(self._y_true, self._y_pred):
             split = hits["base" if true < n_base else "new"]

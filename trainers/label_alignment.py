@@ -83,10 +83,6 @@ def cli_flags_to_cfg(cfg: CfgNode, triplet_loss: bool, origin_clip: bool, random
 
 # --- label embeddings ------------------------------------------------------------------------
 
-def name_token_counts(classnames: Sequence[str]) -> list[int]:
-    return [len(clip._tokenizer().encode(clean_classname(name))) for name in classnames]
-
-
 def label_init(clip_model: CLIP, classnames: Sequence[str], n_tokens: int) -> Tensor:
     """(n_cls, n_tokens, w): the embeddings of the first n_tokens BPE tokens of each class name,
     tokenized alone ([SOS, name..., EOT]); a name shorter than that is padded with its EOT/padding
@@ -111,7 +107,7 @@ def attach_labels(learner: ClassPrompts, clip_model: CLIP, cfg: CfgNode,
     """Give `learner` label embeddings as TRAINER.LAMM says (m: N_TOKENS, else default_tokens,
     else the shortest name's token count; slot: right after the context, or at the name)."""
     lamm = cfg.TRAINER.LAMM
-    n_tokens = lamm.N_TOKENS or default_tokens or min(name_token_counts(learner.classnames))
+    n_tokens = lamm.N_TOKENS or default_tokens or min(learner.name_lens)
     if lamm.RANDOM_INIT:
         labels = random_labels(learner.n_cls, n_tokens, learner.token_prefix.shape[-1], learner.token_prefix.dtype)
     else:
@@ -179,10 +175,11 @@ class LossWeights:
         if lamm.PARAM_WEIGHT >= 0:
             param = lamm.PARAM_WEIGHT
         else:
+            key = "DATASET.NUM_SHOTS" if lamm.PARAM_WEIGHT_FROM_NUM_SHOTS else "TRAINER.LAMM.SHOTS (--shots)"
             shots = cfg.DATASET.NUM_SHOTS if lamm.PARAM_WEIGHT_FROM_NUM_SHOTS else lamm.SHOTS
             if shots < 1:
-                raise ConfigError("the LAMM parameter-space weight is 1/shots: give DATASET.NUM_SHOTS >= 1 "
-                                 "(or TRAINER.LAMM.PARAM_WEIGHT)")
+                raise ConfigError(f"the LAMM parameter-space weight is 1/shots: give {key} >= 1 "
+                                  "(or TRAINER.LAMM.PARAM_WEIGHT)")
             param = 1.0 / shots
         return cls(param, lamm.FEAT_WEIGHT, lamm.LOGIT_WEIGHT, lamm.TEMPERATURE)
 
@@ -274,6 +271,8 @@ class LabelAlignmentMixin:
     freezes_ctx: ClassVar[bool] = True
     restores_labels: ClassVar[bool] = True
     reports_accuracy: ClassVar[bool] = True
+    # train.py: the LAMM repository's --shots sets only the loss weight, not DATASET.NUM_SHOTS.
+    shots_flag_sets_num_shots: ClassVar[bool] = False
     _trained_here = False
 
     @classmethod

@@ -80,7 +80,7 @@ def search_c(train: Split, val: Split, num_step: int, test: Optional[Split] = No
     Scores are `metric` (see accuracy).
     """
     def score(classifier, split: Split) -> float:
-        return accuracy(classifier, split) if metric == "overall_acc" else accuracy(classifier, split, metric)
+        return accuracy(classifier, split, metric)
 
     grid_acc = [score(fit(train, c), val) for c in C_GRID]
     best = int(np.argmax(grid_acc))

@@ -25,15 +25,13 @@ from yacs.config import CfgNode as CN
 from clip.encode import encode_text
 from clip.model import CLIP
 from dassl.data import TaskLayout
-from dassl.data.datasets import build_dataset
 from dassl.engine import TRAINER_REGISTRY
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_pretrained_weights
-from datasets.suites import single_task_suite
 
-from .base import PromptCLIP, PromptTrainer
+from .base import PromptCLIP
 from .common import build_clip, freeze_except, l2_normalize
-from .multitask import loss_summary, multitask_loss, sample_classes, task_prompts
+from .multitask import MultiTaskPromptTrainer, chosen_columns, sample_classes, task_prompts
 from .prompting import ClassPrompts, ContextPrompts, text_width
 
 PROMPT_GEN_TYPES = ("lin", "linmean", "lincls")
@@ -140,9 +138,8 @@ class SoftCPTCLIP(PromptCLIP):
         features = encode_text(self.clip, prompt)
         if chosen is None:
             return features
-        index = torch.cat([idx + start for idx, (start, _) in zip(chosen, self.ranges)])
         full = features.new_full((sum(self.sizes), features.shape[1]), 1e-6)
-        return full.index_add(0, index, features)
+        return full.index_add(0, chosen_columns(chosen, self.ranges), features)
 
     def text_features(self) -> Tensor:
         compute = lambda: l2_normalize(self.raw_text_features())  # noqa: E731
@@ -157,38 +154,8 @@ class SoftCPTCLIP(PromptCLIP):
         text = l2_normalize(self.raw_text_features(chosen))
         logits = self.clip.logit_scale.exp() * l2_normalize(self.encode_image(image)) @ text.t()
         selected = torch.zeros(sum(self.sizes), dtype=torch.bool, device=logits.device)
-        selected[torch.cat([idx + start for idx, (start, _) in zip(chosen, self.ranges)])] = True
+        selected[chosen_columns(chosen, self.ranges)] = True
         return logits, selected
-
-
-class MultiTaskPromptTrainer(PromptTrainer):
-    """A PromptTrainer on a multi-task dataset: per-task loss and the multi-task evaluator."""
-
-    restore_learned_only = True
-
-    def build_dataset(self):
-        """A single-task dataset runs as a suite of one task (as in the reference)."""
-        dataset = build_dataset(self.cfg)
-        if getattr(dataset, "taskid2cname", None) is None:
-            dataset = single_task_suite(self.cfg, dataset)
-        return dataset
-
-    def classnames(self) -> list[list[str]]:
-        """One class-name list per task (the learners build each task's prompts)."""
-        return [list(names) for names in self.dm.dataset.taskid2cname]
-
-    def build_task_layout(self) -> TaskLayout:
-        self.task_layout = TaskLayout.from_dataset(self.dm.dataset)
-        return self.task_layout
-
-    def training_logits(self, image: Tensor, label: Tensor) -> tuple[Tensor, Optional[Tensor]]:
-        """(logits, (C,) mask of the classes the loss runs over, or None for all)."""
-        return self.model(image), None
-
-    def compute_loss(self, image: Tensor, label: Tensor) -> tuple[Tensor, dict[str, float]]:
-        output, selected = self.training_logits(image, label)
-        loss = multitask_loss(output, label, self.task_layout.ranges, selected)
-        return loss, loss_summary(loss, output, label, self.task_layout.ranges)
 
 
 @TRAINER_REGISTRY.register()

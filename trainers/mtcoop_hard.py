@@ -18,8 +18,7 @@ from clip.prompts import TextPrompt
 from dassl.engine import TRAINER_REGISTRY
 
 from .base import PromptCLIP
-from .mtcoop import MultiTaskPromptTrainer
-from .multitask import task_prompts
+from .multitask import MultiTaskPromptTrainer, task_prompts
 from .prompting import ContextPrompts
 
 

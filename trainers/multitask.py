@@ -1,4 +1,5 @@
-"""Training pieces of multi-task prompt trainers (SoftCPT's MTCoOp and MTCoOpHard).
+"""Training pieces of multi-task prompt trainers (SoftCPT's MTCoOp and MTCoOpHard) and their base
+trainer, MultiTaskPromptTrainer.
 
 Logits are (B, C) over the classes of all tasks in task order; task t owns the columns
 ranges[t] = (start, end). Labels are Dassl's multi-task vectors (dassl.data DatasetWrapperMT):
@@ -14,8 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from clip.prompts import TextPrompt
+from dassl.data import TaskLayout
+from dassl.data.datasets import build_dataset
 from dassl.metrics import compute_accuracy_map
+from datasets.suites import single_task_suite
 
+from .base import PromptTrainer
 from .prompting import ClassPrompts
 
 Ranges = Sequence[tuple[int, int]]
@@ -73,6 +78,11 @@ def sample_classes(label: Tensor, ranges: Ranges, rate: float) -> list[Tensor]:
     return chosen
 
 
+def chosen_columns(chosen: Sequence[Tensor], ranges: Ranges) -> Tensor:
+    """The global column indices of sample_classes' per-task local indices."""
+    return torch.cat([idx + start for idx, (start, _) in zip(chosen, ranges)])
+
+
 def task_prompts(prompts: Sequence[ClassPrompts], contexts: Sequence[Tensor],
                  chosen: Optional[Sequence[Tensor]] = None) -> TextPrompt:
     """One encoder input for the class prompts of all tasks, in task order.
@@ -100,3 +110,33 @@ def task_prompts(prompts: Sequence[ClassPrompts], contexts: Sequence[Tensor],
         embeddings.append(emb)
         eots.append(eot)
     return TextPrompt(torch.cat(embeddings), torch.cat(eots), shared_prefix=False if not shared else None)
+
+
+class MultiTaskPromptTrainer(PromptTrainer):
+    """A PromptTrainer on a multi-task dataset: per-task loss and the multi-task evaluator."""
+
+    restore_learned_only = True
+
+    def build_dataset(self):
+        """A single-task dataset runs as a suite of one task (as in the reference)."""
+        dataset = build_dataset(self.cfg)
+        if getattr(dataset, "taskid2cname", None) is None:
+            dataset = single_task_suite(self.cfg, dataset)
+        return dataset
+
+    def classnames(self) -> list[list[str]]:
+        """One class-name list per task (the learners build each task's prompts)."""
+        return [list(names) for names in self.dm.dataset.taskid2cname]
+
+    def build_task_layout(self) -> TaskLayout:
+        self.task_layout = TaskLayout.from_dataset(self.dm.dataset)
+        return self.task_layout
+
+    def training_logits(self, image: Tensor, label: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        """(logits, (C,) mask of the classes the loss runs over, or None for all)."""
+        return self.model(image), None
+
+    def compute_loss(self, image: Tensor, label: Tensor) -> tuple[Tensor, dict[str, float]]:
+        output, selected = self.training_logits(image, label)
+        loss = multitask_loss(output, label, self.task_layout.ranges, selected)
+        return loss, loss_summary(loss, output, label, self.task_layout.ranges)

@@ -54,10 +54,12 @@ HARD_PROMPT = "a photo of a"  # the text side when only visual prompts are learn
 DATASET_KEYS = {
     **ELEVATER_KEYS,
     "DATASET": "",  # comma-separated task names
+    # Accepted and not read: the reference's ImageFolder fallback for unknown names (an error here).
     "VAL_SET": "",
     "TRAIN_SET": "train",
     "TEST_SET": "val",
-    "COOP": False,  # tasks are registered Dassl datasets (CoOp's 11 ...), not ELEVATER tasks
+    # Accepted and not read (--dataset-coop): the task names alone say ELEVATER or registered dataset.
+    "COOP": False,
     "MULTITASK": False,
     "MULTITASK_LABEL_PERTASK": False,  # multiply other tasks' logits by 0 in the training loss
     "MULTITASK_EVALKEY": "average",  # model selection: the task average or one task's metric

@@ -20,11 +20,9 @@ Label embeddings (LAMM, trainers/label_alignment.py): `set_labels` adds a learne
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Sequence
-
 import contextlib
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +39,11 @@ DEFAULT_TEMPLATE = "{prefix} {name}."
 
 def clean_classname(name: str) -> str:
     return name.replace("_", " ")
+
+
+def name_token_counts(classnames: Sequence[str]) -> list[int]:
+    """BPE token count of each (cleaned) class name."""
+    return [len(clip._tokenizer().encode(clean_classname(name))) for name in classnames]
 
 
 def text_width(clip_model: CLIP) -> int:
@@ -112,7 +115,7 @@ class ClassPrompts(nn.Module):
         self.n_ctx = n_ctx
         self.prefix = prefix
         self.position = position
-        self.name_lens = [len(clip._tokenizer().encode(name)) for name in self.classnames]
+        self.name_lens = name_token_counts(self.classnames)
         self.prompt_texts = [template.format(prefix=prefix, name=name) for name in self.classnames]
 
         tokens = clip.tokenize(self.prompt_texts)

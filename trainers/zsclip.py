@@ -117,7 +117,6 @@ class ZeroshotCLIP(FrozenClipHeadMixin, TrainerX):
         else:
             print(f"Prompt ensembling (n={len(templates)})")
 
-
     def forward_features(self, image_features: Tensor) -> Tensor:
         return self.clip_model.logit_scale.exp() * l2_normalize(image_features) @ self.text_features.t()
 
@@ -138,8 +137,9 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     def task_templates(self, template: str) -> list[str]:
         return [*IMAGENET_TEMPLATES_SELECT, template]
 
+
 @TRAINER_REGISTRY.register()
-class ZeroshotCLIPDescriptions(FrozenClipHeadMixin, TrainerX):
+class ZeroshotCLIPDescriptions(ZeroshotCLIP):
     """Classification by description: a class scores the mean over its descriptions of
     100 cos(image, description sentence), with SAP's description files (DESCRIPTIONS.*) and
     sentences ("a photo of a <class>, which ..."); use with --eval-only. Frozen CLIP as
@@ -158,8 +158,5 @@ class ZeroshotCLIPDescriptions(FrozenClipHeadMixin, TrainerX):
         self.clip_model = clip_model
 
     def forward_features(self, image_features: Tensor) -> Tensor:
-        scale = self.clip_model.logit_scale.exp()
-        return (scale * l2_normalize(image_features) @ self.text_features.t()) @ self.class_weights.t()
-
-    def model_inference(self, image: Tensor) -> Tensor:
-        return self.forward_features(self.encode_image(image))
+        """ZeroshotCLIP's logits over the description sentences (B, P), averaged per class (B, C)."""
+        return super().forward_features(image_features) @ self.class_weights.t()

@@ -37,7 +37,8 @@ import train  # noqa: E402
 from dassl.data.datasets import build_dataset  # noqa: E402
 from dassl.utils import load_checkpoint, save_checkpoint  # noqa: E402
 from datasets.splits import class_groups  # noqa: E402
-from trainers.label_alignment import merge_label_embeddings, name_token_counts  # noqa: E402
+from trainers.label_alignment import merge_label_embeddings  # noqa: E402
+from trainers.prompting import name_token_counts  # noqa: E402
 
 METHODS = ("ZeroshotCLIP", "CoOp", "LAMM")
 ACCURACY = re.compile(r"^\* accuracy: ([\d.]+)%$", re.M)

@@ -1,16 +1,21 @@
-# Shared by the MTCoOp scripts of this folder (sourced, never run): the reference's positional
+# Shared by the SoftCPT scripts of this folder (sourced, never run): the reference's positional
 # arguments $1..$11 (DATASET CFG SHOTS CLASS_N_CTX CLASS_CSC TASK_N_CTX TASK_CSC N_CTX CSC PG_TYPE
 # PG_RATIO) become variables, EXP the experiment folder name and MTCOOP_OPTS the train.py options.
 source "$(dirname "$0")/../lib/run.sh"
 RUN_STYLE=coop
 
-mtcoop_setup() {
+# suite_setup TRAINER DATASET CFG SHOTS: checks DATA, enters the repository, sets the globals.
+suite_setup() {
     require_data
     enter_repo
-    TRAINER=MTCoOp
-    DATASET=$1
-    CFG=$2
-    SHOTS=$3
+    TRAINER=$1
+    DATASET=$2
+    CFG=$3
+    SHOTS=$4
+}
+
+mtcoop_setup() {
+    suite_setup MTCoOp "$1" "$2" "$3"
     CLASS_N_CTX=$4
     CLASS_CSC=$5
     TASK_N_CTX=$6

@@ -5,13 +5,7 @@
 #   CoOp-CS (per class): ... 16 True False. CFG: configs/trainers/MTCoOpHard/<CFG>.yaml.
 # Output: output/<DATASET>/MTCoOpHard/<CFG>_<SHOTS>shots/nctx<N_CTX>_csc<CSC>_tsc<TSC>/seed<S>.
 source "$(dirname "$0")/common.sh"
-require_data
-enter_repo
-
-TRAINER=MTCoOpHard
-DATASET=$1
-CFG=$2
-SHOTS=$3
+suite_setup MTCoOpHard "$1" "$2" "$3"
 N_CTX=$4
 CSC=$5
 TSC=$6
